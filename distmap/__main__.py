@@ -1,0 +1,5 @@
+import sys
+
+from distmap.cli import main
+
+sys.exit(main())

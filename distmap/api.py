@@ -1,0 +1,83 @@
+"""The Python API: ``distmap.run(job)``, the same thing ``distmap run CONFIG`` does."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from distmap.config.model import MapJob
+from distmap.config.parse import load_job, parse_job
+from distmap.coordinator import Coordinator, ProgressHook
+from distmap.errors import ConfigError
+from distmap.executors import make_executor
+from distmap.processor import resolve_function
+from distmap.run_state import MapRunResult
+
+
+def _as_job(job: MapJob | Mapping[str, Any] | str | os.PathLike[str], overrides: list[str] | None) -> MapJob:
+    if isinstance(job, MapJob):
+        if overrides:
+            raise ConfigError("--set", "overrides apply to job files and mappings, not to a built MapJob")
+        return job
+    if isinstance(job, Mapping):
+        from copy import deepcopy
+
+        from distmap.config.parse import apply_override
+
+        data = deepcopy(dict(job))
+        for item in overrides or []:
+            apply_override(data, item)
+        return parse_job(data, base_dir=os.getcwd())
+    return load_job(Path(job), overrides)
+
+
+def check_function(job: MapJob) -> None:
+    """Import the item function now, so a typo fails before any item is read."""
+    fn = job.processor.function
+    try:
+        resolve_function(fn)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(
+            "ItemProcessor.Function",
+            f"cannot load {fn!r}: {type(exc).__name__}: {exc} (it must be importable from the working directory)",
+            source=job.source_file,
+        ) from None
+
+
+def run(
+    job: MapJob | Mapping[str, Any] | str | os.PathLike[str],
+    *,
+    backend: str = "local",
+    overrides: list[str] | None = None,
+    run_id: str | None = None,
+    progress: ProgressHook | None = None,
+    handle_signals: bool = True,
+    **executor_options: Any,
+) -> MapRunResult:
+    """Run a Distributed Map job and return its result.
+
+    Args:
+        job: a ``MapJob``, an ASL-shaped mapping, or the path of a YAML / JSON job file.
+        backend: ``"local"`` (worker processes on this machine).
+        overrides: ``["Field.Sub=value", ...]`` applied to a file or mapping before validation.
+        run_id: the map run id (default: a new UUID); results go to ``<destination>/<run_id>/``.
+        progress: called about five times a second with running counts.
+
+    Raises:
+        ConfigError: the job is invalid (nothing was run).
+        ItemReaderFailed / ResultWriterFailed: the source or destination cannot be opened
+            (nothing was run).
+
+    A run that starts always returns a ``MapRunResult``; failures of items or of the run
+    (threshold exceeded, malformed input found mid-run) are reported in it, not raised.
+    """
+    mj = _as_job(job, overrides)
+    if run_id is not None and (not run_id or any(c in run_id for c in "/\\:") or run_id in (".", "..")):
+        raise ConfigError("run_id", f"must be a plain name without / \\ or :, got {run_id!r}")
+    check_function(mj)
+    executor = make_executor(backend, **executor_options)
+    return Coordinator(mj, executor, run_id=run_id, progress=progress, handle_signals=handle_signals).run()

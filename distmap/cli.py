@@ -1,0 +1,85 @@
+"""``distmap`` command line.
+
+    distmap run CONFIG [--backend local] [--set Field=value ...] [--log-json] [--run-id ID]
+
+Exit codes: 0 the map run SUCCEEDED; 1 it FAILED (the ASL error name is printed); 2 the job
+file or arguments are invalid, or the source / destination cannot be opened (nothing ran);
+130 the run was ABORTED (Ctrl-C / SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import structlog
+
+from distmap import __version__
+from distmap.errors import ConfigError, StatesError
+from distmap.executors import BACKENDS
+from distmap.logs import configure_logging
+from distmap.progress import LogProgress, TerminalProgress
+from distmap.storage import redact
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ABORTED = 0, 1, 2, 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="distmap", description="Run AWS Step Functions Distributed Map jobs locally or on Ray.")
+    p.add_argument("--version", action="version", version=f"distmap {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run a job file (YAML or JSON)")
+    r.add_argument("config", help="path of the job file")
+    r.add_argument("--backend", choices=BACKENDS, default="local", help="where items run (default: local)")
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="Field=value",
+                   help="override a job field before validation, e.g. --set MaxConcurrency=8 (repeatable)")
+    r.add_argument("--run-id", help="map run id (default: a new UUID); results go to <destination>/<run-id>/")
+    r.add_argument("--log-json", action="store_true", help="JSON log lines on stderr even on a terminal")
+    r.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    r.add_argument("--no-progress", action="store_true", help="no live progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "run":
+        return _run(args)
+    return EXIT_USAGE  # pragma: no cover
+
+
+def _run(args: argparse.Namespace) -> int:
+    from distmap.api import run
+
+    tty = sys.stderr.isatty()
+    json_logs = args.log_json or not tty
+    configure_logging(json=json_logs, level=args.log_level if json_logs else max(args.log_level, "warning", key=_lvl))
+    log = structlog.get_logger("distmap")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # item functions are importable from the working directory
+    progress = None
+    if not args.no_progress:
+        progress = TerminalProgress() if tty and not args.log_json else LogProgress()
+    try:
+        result = run(args.config, backend=args.backend, overrides=args.overrides, run_id=args.run_id, progress=progress)
+    except ConfigError as exc:
+        print(f"distmap: invalid job: {redact(str(exc))}", file=sys.stderr)
+        log.error("map_run.invalid_config", field=exc.field, reason=exc.reason) if json_logs else None
+        return EXIT_USAGE
+    except StatesError as exc:  # source or destination unusable: nothing ran
+        print(f"distmap: {exc.error}: {redact(exc.cause)}", file=sys.stderr)
+        return EXIT_USAGE
+    print(json.dumps(result.to_dict(), indent=2))
+    if result.status == "SUCCEEDED":
+        return EXIT_OK
+    print(f"distmap: map run {result.status}: {result.error}: {result.cause}", file=sys.stderr)
+    return EXIT_ABORTED if result.status == "ABORTED" else EXIT_FAILED
+
+
+def _lvl(name: str) -> int:
+    return ["debug", "info", "warning", "error"].index(name)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Frozen, validated value objects describing one Distributed Map job.
+
+Field names mirror the ASL Distributed Map state; see ``distmap.config.parse`` for the mapping
+from the YAML/JSON job file and README "Config reference" for every field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+InputType = Literal["CSV", "JSON", "JSONL"]
+OutputType = Literal["JSON", "JSONL"]
+Transformation = Literal["NONE", "COMPACT", "FLATTEN"]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemReaderConfig:
+    """Where items come from and how to split them."""
+
+    source: str
+    """Local path or ``s3://bucket/key`` (relative paths are resolved against the job file)."""
+    input_type: InputType
+    csv_header_location: Literal["FIRST_ROW", "GIVEN"] = "FIRST_ROW"
+    csv_headers: tuple[str, ...] = ()
+    csv_delimiter: str = ","
+    max_items: int = 0
+    """0 means no limit."""
+
+
+@dataclass(frozen=True, slots=True)
+class ItemBatcherConfig:
+    """ASL ItemBatcher: groups items into one child input ``{"Items": [...], "BatchInput": ...}``."""
+
+    max_items_per_batch: int = 0
+    max_input_bytes_per_batch: int = 0
+    batch_input: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetrierConfig:
+    """One ASL Retrier. ``max_attempts`` counts retries: 0 means never retry."""
+
+    error_equals: tuple[str, ...]
+    interval_seconds: float = 1.0
+    max_attempts: int = 3
+    backoff_rate: float = 2.0
+    max_delay_seconds: float | None = None
+    jitter_strategy: Literal["FULL", "NONE"] = "NONE"
+
+    def delay(self, retry_number: int) -> float:
+        """Un-jittered delay before retry number ``retry_number`` (1-based)."""
+        d = self.interval_seconds * (self.backoff_rate ** (retry_number - 1))
+        if self.max_delay_seconds is not None:
+            d = min(d, self.max_delay_seconds)
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class CatcherConfig:
+    """One ASL Catcher: a caught item SUCCEEDS with the error object placed at ``result_path``."""
+
+    error_equals: tuple[str, ...]
+    result_path: str | None = "$"
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessorConfig:
+    """The item processor: a Python callable with ASL Retry / Catch / TimeoutSeconds."""
+
+    function: str | Callable[[Any], Any]
+    """``module:function`` (importable from the working directory) or, from the Python API, a callable."""
+    timeout_seconds: float | None = None
+    retry: tuple[RetrierConfig, ...] = ()
+    catch: tuple[CatcherConfig, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ResultWriterConfig:
+    """Where the manifest and result files go, and their shape (ASL WriterConfig)."""
+
+    destination: str
+    """Local directory or ``s3://bucket/prefix``."""
+    output_type: OutputType = "JSON"
+    transformation: Transformation = "NONE"
+    max_file_bytes: int = 5 * 1024**3
+    """A result file is closed and the next one started once it reaches this size (AWS: 5 GB)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MapJob:
+    """A whole Distributed Map job. Build it with ``MapJob.from_dict`` / ``distmap.load_job``."""
+
+    item_reader: ItemReaderConfig
+    processor: ProcessorConfig
+    item_selector: Mapping[str, Any] | None = None
+    item_batcher: ItemBatcherConfig | None = None
+    max_concurrency: int = 0
+    """Items in flight across all workers; 0 = engine default (one per CPU core)."""
+    tolerated_failure_percentage: float | None = None
+    tolerated_failure_count: int | None = None
+    result_writer: ResultWriterConfig | None = None
+    state_machine_name: str = "distmap"
+    label: str | None = None
+    input: Any = field(default_factory=dict)
+    """The Map state's input (``$`` in ItemSelector paths)."""
+    source_file: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, base_dir: str | None = None, source: str | None = None) -> MapJob:
+        """Validate an ASL-shaped mapping (the parsed job file) into a MapJob."""
+        from distmap.config.parse import parse_job
+
+        return parse_job(data, base_dir=base_dir, source=source)
+
+    @property
+    def map_name(self) -> str:
+        """The Map state's name used in ARNs: ``Label`` if given, else ``Map``."""
+        return self.label or "Map"

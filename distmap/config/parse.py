@@ -1,0 +1,446 @@
+"""Job file (YAML / JSON, ASL-shaped) -> validated ``MapJob``.
+
+Every problem is reported as one ``ConfigError`` naming the field path and the reason, before
+any item is read. Unknown fields are errors (with a "did you mean" hint): a typo in
+``ToleratedFailureCount`` must never silently mean "tolerate nothing".
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from distmap.config.model import (
+    CatcherConfig,
+    ItemBatcherConfig,
+    ItemReaderConfig,
+    MapJob,
+    ProcessorConfig,
+    ResultWriterConfig,
+    RetrierConfig,
+)
+from distmap.errors import ConfigError
+from distmap.paths import PathSyntaxError, compile_template, parse_path
+
+S3_GET_OBJECT = "arn:aws:states:::s3:getObject"
+S3_PUT_OBJECT = "arn:aws:states:::s3:putObject"
+CSV_DELIMITERS = {"COMMA": ",", "PIPE": "|", "SEMICOLON": ";", "SPACE": " ", "TAB": "\t"}
+_MAX_ASL_INT = 99_999_999
+
+
+class _Fields:
+    """Reads one mapping, tracking which keys were consumed, so leftovers become errors."""
+
+    def __init__(self, data: Any, path: str, source: str | None) -> None:
+        self.path = path
+        self.source = source
+        if not isinstance(data, Mapping):
+            raise self.error("", f"must be an object, got {_type_name(data)}")
+        self.data = data
+        self.seen: set[str] = set()
+
+    def error(self, key: str, reason: str) -> ConfigError:
+        field = f"{self.path}.{key}" if self.path and key else (self.path or key)
+        return ConfigError(field, reason, source=self.source)
+
+    def sub(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.seen.add(key)
+        return self.data.get(key, default)
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def require(self, key: str) -> Any:
+        self.seen.add(key)
+        if key not in self.data:
+            raise self.error(key, "is required")
+        return self.data[key]
+
+    def finish(self) -> None:
+        for key in self.data:
+            if key not in self.seen:
+                hint = difflib.get_close_matches(str(key), sorted(self.seen), n=1)
+                extra = f"; did you mean {hint[0]!r}?" if hint else f"; known fields: {', '.join(sorted(self.seen))}"
+                raise self.error(str(key), f"unknown field{extra}")
+
+    # typed getters -------------------------------------------------------------------------
+    def string(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
+        val = self.require(key) if required else self.get(key, default)
+        if val is None:
+            return None
+        if not isinstance(val, str) or not val:
+            raise self.error(key, f"must be a non-empty string, got {_show(val)}")
+        return val
+
+    def enum(self, key: str, choices: tuple[str, ...], default: str | None = None) -> str | None:
+        val = self.get(key, default)
+        if val is None:
+            return None
+        if val not in choices:
+            raise self.error(key, f"must be one of {', '.join(choices)}, got {_show(val)}")
+        return val
+
+    def integer(self, key: str, default: int | None = None, *, minimum: int = 0, maximum: int | None = None) -> int | None:
+        val = self.get(key, default)
+        if val is None:
+            return None
+        if isinstance(val, str) and val.strip().lstrip("-").isdigit():
+            val = int(val)
+        if isinstance(val, bool) or not isinstance(val, int):
+            raise self.error(key, f"must be an integer, got {_show(val)}")
+        if val < minimum:
+            raise self.error(key, f"must be >= {minimum}, got {val}")
+        if maximum is not None and val > maximum:
+            raise self.error(key, f"must be <= {maximum}, got {val}")
+        return val
+
+    def number(self, key: str, default: float | None = None, *, minimum: float = 0.0, maximum: float | None = None,
+               exclusive_min: bool = False) -> float | None:
+        val = self.get(key, default)
+        if val is None:
+            return None
+        if isinstance(val, str):
+            try:
+                val = float(val)
+            except ValueError:
+                raise self.error(key, f"must be a number, got {_show(val)}") from None
+        if isinstance(val, bool) or not isinstance(val, int | float) or not math.isfinite(val):
+            raise self.error(key, f"must be a number, got {_show(val)}")
+        if val < minimum or (exclusive_min and val == minimum):
+            raise self.error(key, f"must be {'>' if exclusive_min else '>='} {minimum}, got {val}")
+        if maximum is not None and val > maximum:
+            raise self.error(key, f"must be <= {maximum}, got {val}")
+        return float(val)
+
+
+def _type_name(val: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(val), type(val).__name__
+    )
+
+
+def _show(val: Any) -> str:
+    text = json.dumps(val, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# ---------------------------------------------------------------------------------------------
+def load_job(path: str | os.PathLike[str], overrides: list[str] | None = None) -> MapJob:
+    """Read, override (``Field.Sub=value``) and validate a YAML or JSON job file."""
+    p = Path(path)
+    source = str(p)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("", f"job file not found: {p}") from None
+    except OSError as exc:
+        raise ConfigError("", f"cannot read job file {p}: {exc.strerror}") from None
+    data = parse_document(text, source)
+    for item in overrides or []:
+        apply_override(data, item, source=source)
+    return parse_job(data, base_dir=str(p.resolve().parent), source=source, default_name=p.stem)
+
+
+def parse_document(text: str, source: str) -> Any:
+    """Parse YAML (a superset of JSON), reporting the line and column of a syntax error."""
+    try:
+        if source.endswith(".json"):
+            return json.loads(text)
+        return yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError("", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", source=source) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError("", f"invalid YAML{where}: {problem}", source=source) from None
+
+
+def apply_override(data: Any, item: str, *, source: str | None = None) -> None:
+    """Apply one ``--set Dotted.Field=value`` (value parsed as a YAML scalar / flow value)."""
+    if "=" not in item:
+        raise ConfigError("--set", f"expected Field=value, got {item!r}", source=source)
+    key, raw = item.split("=", 1)
+    parts = [k for k in key.strip().split(".") if k]
+    if not parts:
+        raise ConfigError("--set", f"empty field name in {item!r}", source=source)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    if not isinstance(data, dict):
+        raise ConfigError("", "job file must hold an object", source=source)
+    cur = data
+    for part in parts[:-1]:
+        nxt = cur.get(part)
+        if nxt is None:
+            nxt = {}
+            cur[part] = nxt
+        if not isinstance(nxt, dict):
+            raise ConfigError(".".join(parts), f"cannot set a field inside {part!r}: it is not an object", source=source)
+        cur = nxt
+    cur[parts[-1]] = value
+
+
+def parse_job(data: Any, *, base_dir: str | None = None, source: str | None = None,
+              default_name: str = "distmap") -> MapJob:
+    top = _Fields(data, "", source)
+    top.get("Comment")
+    state_type = top.get("Type")
+    if state_type not in (None, "Map"):
+        raise top.error("Type", f"must be Map, got {_show(state_type)}")
+    reader = _item_reader(top, base_dir)
+    processor = _processor(top)
+    selector = top.get("ItemSelector")
+    if selector is None and top.has("Parameters"):
+        selector = top.get("Parameters")  # legacy name of ItemSelector
+    if selector is not None:
+        if not isinstance(selector, Mapping):
+            raise top.error("ItemSelector", f"must be an object, got {_type_name(selector)}")
+        try:
+            compile_template(selector)
+        except PathSyntaxError as exc:
+            raise top.error("ItemSelector", str(exc)) from None
+    batcher = _item_batcher(top)
+    max_conc = top.integer("MaxConcurrency", 0, minimum=0, maximum=1_000_000)
+    pct = top.number("ToleratedFailurePercentage", None, minimum=0.0, maximum=100.0)
+    count = top.integer("ToleratedFailureCount", None, minimum=0)
+    writer = _result_writer(top, base_dir)
+    name = top.string("StateMachineName", default_name) or default_name
+    label = top.string("Label")
+    for key, val in (("StateMachineName", name), ("Label", label)):
+        if val is not None:
+            _check_name(top, key, val)
+    job_input = top.get("Input", {})
+    top.get("ProcessorConfig")  # ASL: {Mode: DISTRIBUTED, ExecutionType: ...}; informational here
+    top.finish()
+    return MapJob(
+        item_reader=reader,
+        processor=processor,
+        item_selector=selector,
+        item_batcher=batcher,
+        max_concurrency=max_conc or 0,
+        tolerated_failure_percentage=pct,
+        tolerated_failure_count=count,
+        result_writer=writer,
+        state_machine_name=name,
+        label=label,
+        input=job_input,
+        source_file=source,
+    )
+
+
+def _check_name(f: _Fields, key: str, val: str) -> None:
+    # Names end up in ARNs and in result paths: refuse anything that could leave the destination.
+    bad = set('/\\:*?"<>|') | {"\x00"}
+    if any(c in bad or ord(c) < 32 for c in val) or val in (".", "..") or len(val) > 80:
+        raise f.error(key, f"must be 1-80 characters without / \\ : * ? \" < > | or control characters, got {_show(val)}")
+
+
+def _resolve_uri(uri: str, base_dir: str | None) -> str:
+    if "://" in uri:
+        return uri
+    p = Path(os.path.expanduser(uri))
+    if not p.is_absolute() and base_dir:
+        p = Path(base_dir) / p
+    return os.path.normpath(p)
+
+
+def _item_reader(top: _Fields, base_dir: str | None) -> ItemReaderConfig:
+    f = _Fields(top.require("ItemReader"), "ItemReader", top.source)
+    resource = f.string("Resource")
+    params = f.get("Parameters")
+    source = f.string("Source")
+    if resource is not None and resource != S3_GET_OBJECT:
+        raise f.error("Resource", f"must be {S3_GET_OBJECT} (S3 listings and manifests are not supported yet), got {_show(resource)}")
+    if source is None:
+        if params is None:
+            raise f.error("Source", "is required (a local path or s3://bucket/key), or give Parameters: {Bucket, Key}")
+        pf = _Fields(params, "ItemReader.Parameters", top.source)
+        bucket = pf.string("Bucket", required=True)
+        key = pf.string("Key", required=True)
+        pf.finish()
+        source = f"s3://{bucket}/{key}"
+    elif params is not None:
+        raise f.error("Parameters", "give either Source or Parameters, not both")
+    if source.startswith("s3://") and len(source) <= 5:
+        raise f.error("Source", "s3:// URI needs a bucket and a key")
+    rc = _Fields(f.require("ReaderConfig"), "ItemReader.ReaderConfig", top.source)
+    input_type = rc.enum("InputType", ("CSV", "JSON", "JSONL"))
+    if input_type is None:
+        raise rc.error("InputType", "is required (CSV, JSON or JSONL)")
+    header_loc = rc.enum("CSVHeaderLocation", ("FIRST_ROW", "GIVEN"), None)
+    headers = rc.get("CSVHeaders")
+    delim_name = rc.enum("CSVDelimiter", tuple(CSV_DELIMITERS), "COMMA")
+    max_items = rc.integer("MaxItems", 0, minimum=0, maximum=100_000_000)
+    rc.finish()
+    f.finish()
+    if input_type != "CSV":
+        for key, val in (("CSVHeaderLocation", header_loc), ("CSVHeaders", headers)):
+            if val is not None:
+                raise rc.error(key, f"only applies to InputType CSV (InputType is {input_type})")
+        if rc.data.get("CSVDelimiter") is not None:
+            raise rc.error("CSVDelimiter", f"only applies to InputType CSV (InputType is {input_type})")
+    header_loc = header_loc or "FIRST_ROW"
+    header_tuple: tuple[str, ...] = ()
+    if header_loc == "GIVEN":
+        if not isinstance(headers, list) or not headers or not all(isinstance(h, str) for h in headers):
+            raise rc.error("CSVHeaders", "must be a non-empty list of strings when CSVHeaderLocation is GIVEN")
+        header_tuple = tuple(headers)
+        dup = sorted({h for h in header_tuple if header_tuple.count(h) > 1})
+        if dup:
+            raise rc.error("CSVHeaders", f"duplicate header names: {', '.join(dup)}")
+    elif headers is not None:
+        raise rc.error("CSVHeaders", "only applies when CSVHeaderLocation is GIVEN")
+    return ItemReaderConfig(
+        source=_resolve_uri(source, base_dir),
+        input_type=input_type,  # type: ignore[arg-type]
+        csv_header_location=header_loc,  # type: ignore[arg-type]
+        csv_headers=header_tuple,
+        csv_delimiter=CSV_DELIMITERS[delim_name or "COMMA"],
+        max_items=max_items or 0,
+    )
+
+
+def _item_batcher(top: _Fields) -> ItemBatcherConfig | None:
+    raw = top.get("ItemBatcher")
+    if raw is None:
+        return None
+    f = _Fields(raw, "ItemBatcher", top.source)
+    n = f.integer("MaxItemsPerBatch", 0, minimum=0, maximum=100_000_000)
+    b = f.integer("MaxInputBytesPerBatch", 0, minimum=0, maximum=256 * 1024)
+    batch_input = f.get("BatchInput")
+    f.finish()
+    if not n and not b:
+        raise top.error("ItemBatcher", "needs MaxItemsPerBatch and/or MaxInputBytesPerBatch greater than 0")
+    if batch_input is not None and not isinstance(batch_input, Mapping):
+        raise f.error("BatchInput", f"must be an object, got {_type_name(batch_input)}")
+    return ItemBatcherConfig(max_items_per_batch=n or 0, max_input_bytes_per_batch=b or 0, batch_input=batch_input)
+
+
+def _error_equals(f: _Fields, last_in_list: bool, kind: str) -> tuple[str, ...]:
+    ee = f.require("ErrorEquals")
+    if not isinstance(ee, list) or not ee or not all(isinstance(e, str) and e for e in ee):
+        raise f.error("ErrorEquals", "must be a non-empty list of error names")
+    if "States.ALL" in ee:
+        if len(ee) != 1:
+            raise f.error("ErrorEquals", "States.ALL must appear alone")
+        if not last_in_list:
+            raise f.error("ErrorEquals", f"States.ALL must be in the last {kind}")
+    return tuple(ee)
+
+
+def _processor(top: _Fields) -> ProcessorConfig:
+    key = "ItemProcessor" if top.has("ItemProcessor") or not top.has("Iterator") else "Iterator"
+    f = _Fields(top.require(key), key, top.source)
+    fn = f.get("Function")
+    if fn is None:
+        raise f.error("Function", "is required: a Python callable as module:function")
+    if isinstance(fn, str):
+        mod, _, attr = fn.partition(":")
+        if not mod or not attr or not all(p.isidentifier() for p in mod.split(".") + attr.split(".")):
+            raise f.error("Function", f"must look like package.module:function, got {_show(fn)}")
+    elif not callable(fn):
+        raise f.error("Function", f"must be module:function or a callable, got {_show(fn)}")
+    timeout = f.number("TimeoutSeconds", None, minimum=0.0, maximum=float(_MAX_ASL_INT), exclusive_min=True)
+    retry_raw = f.get("Retry", [])
+    catch_raw = f.get("Catch", [])
+    f.finish()
+    if not isinstance(retry_raw, list):
+        raise f.error("Retry", f"must be a list of retriers, got {_type_name(retry_raw)}")
+    if not isinstance(catch_raw, list):
+        raise f.error("Catch", f"must be a list of catchers, got {_type_name(catch_raw)}")
+    retriers = []
+    for i, r in enumerate(retry_raw):
+        rf = _Fields(r, f"{key}.Retry[{i}]", top.source)
+        ee = _error_equals(rf, i == len(retry_raw) - 1, "retrier")
+        retriers.append(
+            RetrierConfig(
+                error_equals=ee,
+                interval_seconds=rf.number("IntervalSeconds", 1.0, minimum=0.0, maximum=float(_MAX_ASL_INT), exclusive_min=True),  # type: ignore[arg-type]
+                max_attempts=rf.integer("MaxAttempts", 3, minimum=0, maximum=_MAX_ASL_INT),  # type: ignore[arg-type]
+                backoff_rate=rf.number("BackoffRate", 2.0, minimum=1.0),  # type: ignore[arg-type]
+                max_delay_seconds=rf.number("MaxDelaySeconds", None, minimum=0.0, maximum=31_622_401.0, exclusive_min=True),
+                jitter_strategy=rf.enum("JitterStrategy", ("FULL", "NONE"), "NONE"),  # type: ignore[arg-type]
+            )
+        )
+        rf.get("Comment")
+        rf.finish()
+    catchers = []
+    for i, c in enumerate(catch_raw):
+        cf = _Fields(c, f"{key}.Catch[{i}]", top.source)
+        ee = _error_equals(cf, i == len(catch_raw) - 1, "catcher")
+        result_path = cf.get("ResultPath", "$")
+        if result_path is not None:
+            try:
+                is_ctx, steps = parse_path(result_path)
+                if is_ctx or any(isinstance(s, int) for s in steps):
+                    raise PathSyntaxError("must be a path into the item ($...) without array indexes")
+            except PathSyntaxError as exc:
+                raise cf.error("ResultPath", str(exc)) from None
+        cf.get("Next")
+        cf.get("Comment")
+        cf.finish()
+        catchers.append(CatcherConfig(error_equals=ee, result_path=result_path))
+    return ProcessorConfig(function=fn, timeout_seconds=timeout, retry=tuple(retriers), catch=tuple(catchers))
+
+
+def _result_writer(top: _Fields, base_dir: str | None) -> ResultWriterConfig | None:
+    raw = top.get("ResultWriter")
+    if raw is None:
+        return None
+    f = _Fields(raw, "ResultWriter", top.source)
+    dest = f.string("Destination")
+    resource = f.string("Resource")
+    params = f.get("Parameters")
+    wc_raw = f.get("WriterConfig")
+    max_bytes = f.integer("MaxFileBytes", 5 * 1024**3, minimum=1024)
+    f.finish()
+    if resource is not None and resource != S3_PUT_OBJECT:
+        raise f.error("Resource", f"must be {S3_PUT_OBJECT}, got {_show(resource)}")
+    if dest is None:
+        if params is None:
+            raise f.error("Destination", "is required (a local directory or s3://bucket/prefix), or give Parameters: {Bucket, Prefix}")
+        pf = _Fields(params, "ResultWriter.Parameters", top.source)
+        bucket = pf.string("Bucket", required=True)
+        prefix = pf.get("Prefix", "")
+        pf.finish()
+        if not isinstance(prefix, str):
+            raise pf.error("Prefix", f"must be a string, got {_show(prefix)}")
+        dest = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+    elif params is not None:
+        raise f.error("Parameters", "give either Destination or Parameters, not both")
+    _check_destination(f, dest)
+    output_type, transformation = "JSON", "NONE"
+    if wc_raw is not None:
+        wc = _Fields(wc_raw, "ResultWriter.WriterConfig", top.source)
+        output_type = wc.enum("OutputType", ("JSON", "JSONL"), "JSON") or "JSON"
+        transformation = wc.enum("Transformation", ("NONE", "COMPACT", "FLATTEN"), "NONE") or "NONE"
+        wc.finish()
+    return ResultWriterConfig(
+        destination=_resolve_uri(dest, base_dir),
+        output_type=output_type,  # type: ignore[arg-type]
+        transformation=transformation,  # type: ignore[arg-type]
+        max_file_bytes=max_bytes or 5 * 1024**3,
+    )
+
+
+def _check_destination(f: _Fields, dest: str) -> None:
+    if dest.startswith("s3://"):
+        bucket, _, prefix = dest[5:].partition("/")
+        if not bucket:
+            raise f.error("Destination", "s3:// destination needs a bucket name")
+        if prefix.startswith("/") or any(seg == ".." for seg in prefix.split("/")):
+            raise f.error("Destination", f"prefix must not be absolute or contain '..', got {_show(prefix)}")
+    elif "://" in dest:
+        raise f.error("Destination", f"must be a local directory or s3://bucket/prefix, got {_show(dest)}")

@@ -1,0 +1,60 @@
+"""The executor seam: where chunks run.
+
+The coordinator owns reading, sizing, the in-flight window, tolerance and writing. An executor
+only runs ``BatchProcessor.process(chunk)`` somewhere and reports what came back:
+
+* ``Completed(chunk, result)`` - the chunk ran (item failures are inside ``result``);
+* ``Crashed(chunk, reason)``   - the process running it died; the coordinator re-runs or bisects it.
+
+An executor must never hold more than the chunks it was given (the coordinator bounds that by
+``capacity``), so memory stays O(window), and must not import anything heavy at module import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from distmap.processor import Chunk, ChunkResult, RunSpec
+
+
+@dataclass(slots=True)
+class Completed:
+    chunk: Chunk
+    result: ChunkResult
+
+
+@dataclass(slots=True)
+class Crashed:
+    chunk: Chunk
+    reason: str
+
+
+Completion = Completed | Crashed
+
+
+class WorkerInitError(Exception):
+    """A worker could not start processing (for example the item function failed to import there)."""
+
+
+class Executor(Protocol):
+    name: str
+
+    def start(self, spec: RunSpec, lanes: list[int]) -> None:
+        """Start one worker per entry of ``lanes`` (items in flight inside that worker)."""
+
+    @property
+    def capacity(self) -> int:
+        """How many chunks the coordinator may have submitted and not yet collected."""
+
+    def submit(self, chunk: Chunk) -> None:
+        """Queue a chunk; never blocks for long."""
+
+    def poll(self, timeout: float) -> list[Completion]:
+        """Wait up to ``timeout`` seconds and return whatever finished."""
+
+    def outstanding(self) -> list[Chunk]:
+        """Chunks submitted and not yet returned by ``poll``."""
+
+    def shutdown(self, *, abort: bool = False) -> None:
+        """Stop the workers; with ``abort`` do not wait for running chunks."""

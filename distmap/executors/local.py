@@ -1,0 +1,214 @@
+"""The local backend: one worker process per core on this machine. Does not import Ray.
+
+Each worker owns a socket pair to the coordinator. A reader thread in the worker drains
+incoming chunks into a queue so neither side can block the other while large results flow
+back. The coordinator watches both the sockets and the process sentinels: a worker that dies
+(segfault, ``os._exit``, OOM kill) is replaced, and the chunks it held are reported as
+``Crashed`` so the coordinator can re-run or bisect them. No item is lost.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing as mp
+import os
+import pickle
+import queue
+import signal
+import sys
+import threading
+from collections import deque
+from dataclasses import dataclass, field, replace
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from distmap.executors.base import Completed, Completion, Crashed, WorkerInitError
+from distmap.processor import BatchProcessor, Chunk, RunSpec
+
+_STOP = b"stop"
+
+
+def _die_with_parent() -> None:
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except Exception:
+            pass
+
+
+def _worker_main(conn: Connection, spec: RunSpec) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
+    try:
+        proc = BatchProcessor(spec)
+    except BaseException as exc:
+        conn.send_bytes(pickle.dumps(("init_error", f"{type(exc).__name__}: {exc}")))
+        os._exit(3)
+    inbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+
+    def pump() -> None:
+        while True:
+            try:
+                msg = conn.recv_bytes()
+            except (EOFError, OSError):
+                inbox.put(None)
+                return
+            inbox.put(msg)
+
+    threading.Thread(target=pump, name="distmap-inbox", daemon=True).start()
+    while True:
+        msg = inbox.get()
+        if msg is None or msg == _STOP:
+            break
+        chunk = pickle.loads(msg)
+        result = proc.process(chunk)
+        conn.send_bytes(pickle.dumps(("result", result), protocol=pickle.HIGHEST_PROTOCOL))
+    conn.close()
+    os._exit(0)  # abandoned lane threads (hung items) must not keep the process alive
+
+
+@dataclass(eq=False)
+class _Worker:
+    slot: int
+    proc: Any
+    conn: Connection
+    inflight: deque[Chunk] = field(default_factory=deque)
+    alive: bool = True
+
+
+def default_start_method() -> str:
+    env = os.environ.get("DISTMAP_START_METHOD")
+    if env:
+        return env
+    return "fork" if sys.platform.startswith("linux") else "spawn"
+
+
+class LocalExecutor:
+    """Runs chunks in worker processes on this machine."""
+
+    name = "local"
+
+    def __init__(self, *, per_worker_window: int = 2, start_method: str | None = None) -> None:
+        self.per_worker_window = per_worker_window
+        self.ctx = mp.get_context(start_method or default_start_method())
+        self.workers: list[_Worker] = []
+        self.spec: RunSpec | None = None
+        self.lanes: list[int] = []
+        self.respawns = 0
+
+    # -------------------------------------------------------------- lifecycle
+    def start(self, spec: RunSpec, lanes: list[int]) -> None:
+        self.spec = spec
+        self.lanes = list(lanes)
+        self.workers = [self._spawn(slot) for slot in range(len(lanes))]
+
+    def _spawn(self, slot: int) -> _Worker:
+        assert self.spec is not None
+        parent, child = self.ctx.Pipe(duplex=True)
+        spec = replace(self.spec, lanes=self.lanes[slot])
+        proc = self.ctx.Process(target=_worker_main, args=(child, spec), name=f"distmap-worker-{slot}", daemon=True)
+        proc.start()
+        child.close()
+        return _Worker(slot, proc, parent)
+
+    @property
+    def capacity(self) -> int:
+        return max(1, len(self.workers)) * self.per_worker_window
+
+    def outstanding(self) -> list[Chunk]:
+        return [c for w in self.workers for c in w.inflight]
+
+    def pids(self) -> list[int]:
+        return [w.proc.pid for w in self.workers if w.alive]
+
+    # -------------------------------------------------------------- work
+    def submit(self, chunk: Chunk) -> None:
+        w = min((w for w in self.workers if w.alive), key=lambda w: len(w.inflight))
+        w.inflight.append(chunk)
+        try:
+            w.conn.send_bytes(pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL))
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            pass  # the worker died; poll() sees its sentinel and reports the chunk as crashed
+
+    def poll(self, timeout: float) -> list[Completion]:
+        by_obj: dict[Any, tuple[str, _Worker]] = {}
+        for w in self.workers:
+            by_obj[w.conn] = ("conn", w)
+            by_obj[w.proc.sentinel] = ("dead", w)
+        ready = wait(list(by_obj), timeout)
+        out: list[Completion] = []
+        dead: list[_Worker] = []
+        for obj in ready:
+            kind, w = by_obj[obj]
+            if kind == "conn":
+                if not self._drain(w, out):
+                    dead.append(w)
+            elif w not in dead:
+                dead.append(w)
+        for w in dead:
+            self._drain(w, out)
+            self._replace(w, out)
+        return out
+
+    def _drain(self, w: _Worker, out: list[Completion]) -> bool:
+        """Read every finished result; False if the connection is closed."""
+        try:
+            while w.conn.poll():
+                kind, payload = pickle.loads(w.conn.recv_bytes())
+                if kind == "init_error":
+                    raise WorkerInitError(payload)
+                chunk = w.inflight.popleft()
+                if chunk.seq != payload.seq:  # pragma: no cover - protocol invariant
+                    raise RuntimeError(f"worker returned chunk {payload.seq}, expected {chunk.seq}")
+                out.append(Completed(chunk, payload))
+        except (EOFError, OSError):
+            return False
+        return True
+
+    def _replace(self, w: _Worker, out: list[Completion]) -> None:
+        w.proc.join(timeout=5)
+        code = w.proc.exitcode
+        w.alive = False
+        try:
+            w.conn.close()
+        except OSError:
+            pass
+        reason = _describe_exit(code)
+        while w.inflight:
+            out.append(Crashed(w.inflight.popleft(), reason))
+        self.respawns += 1
+        self.workers[self.workers.index(w)] = self._spawn(w.slot)
+
+    def shutdown(self, *, abort: bool = False) -> None:
+        for w in self.workers:
+            if abort:
+                w.proc.kill()
+                continue
+            try:
+                w.conn.send_bytes(_STOP)
+            except OSError:
+                pass
+        for w in self.workers:
+            w.proc.join(timeout=0.5 if abort else 10)
+            if w.proc.is_alive():
+                w.proc.kill()
+                w.proc.join(timeout=5)
+            try:
+                w.conn.close()
+            except OSError:
+                pass
+        self.workers = []
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "the worker process stopped responding"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = " (killed: out of memory?)" if -code == signal.SIGKILL else ""
+        return f"the worker process was terminated by {name}{hint}"
+    return f"the worker process exited with code {code}"

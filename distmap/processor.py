@@ -1,0 +1,580 @@
+"""The batch executor: runs one dispatch chunk inside a worker and returns encoded results.
+
+Everything per-item lives here, identical on every backend: decoding raw input bytes,
+ItemSelector, ItemBatcher grouping, calling the user function with ASL Retry / Catch /
+TimeoutSeconds, and encoding result records. Backends only move ``Chunk`` objects in and
+``ChunkResult`` objects out.
+
+Concurrency inside one worker (``lanes``, from MaxConcurrency):
+
+* sync function, 1 lane, no timeout: a plain loop in the worker's main thread (fastest);
+* sync function, 1 lane, TimeoutSeconds: same loop, timed out with ``SIGALRM``;
+* sync function, N lanes: N threads pull executions from the chunk; a watchdog in the calling
+  thread times out overdue attempts, and abandons a lane stuck in C code (its late result is
+  discarded) so a hung item never stalls the run;
+* ``async def`` function: N tasks on one event loop, timed out with ``asyncio.wait_for``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import importlib
+import inspect
+import itertools
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from distmap.config.model import MapJob
+from distmap.errors import ItemReaderFailed, Runtime, StatesError, error_matches
+from distmap.paths import compile_template, set_path
+from distmap.readers.base import DecodeSpec, RawBlock, decode_block
+from distmap.records import RecordEncoder, RecordIdentity
+from distmap.retry import AttemptState, RetryPolicy
+
+_dumps = orjson.dumps
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    """Everything a worker needs to process chunks of one map run. Picklable."""
+
+    job: MapJob
+    decode: DecodeSpec
+    identity: RecordIdentity
+    lanes: int
+    """Items in flight inside one worker."""
+    record_sep: bytes
+    context: dict[str, Any] = field(default_factory=dict)
+    """The context object (``$$``) minus ``Map.Item``."""
+
+
+@dataclass(slots=True)
+class Chunk:
+    """The unit of dispatch: consecutive items, as raw bytes."""
+
+    seq: int
+    first_index: int
+    block: RawBlock
+    crashes: int = 0
+
+
+@dataclass(slots=True)
+class ChunkResult:
+    seq: int
+    items: int = 0
+    succeeded: bytes = b""
+    failed: bytes = b""
+    succeeded_records: int = 0
+    failed_records: int = 0
+    items_succeeded: int = 0
+    items_failed: int = 0
+    items_timed_out: int = 0
+    retries: int = 0
+    reader_error: str | None = None
+    busy_seconds: float = 0.0
+    first_index: int = 0
+
+
+class _AlarmTimeout(BaseException):
+    """Raised by SIGALRM / the watchdog inside a running item. BaseException so that a user's
+    ``except Exception`` cannot swallow it."""
+
+
+def _classify(exc: BaseException) -> tuple[str, str]:
+    if isinstance(exc, _AlarmTimeout):
+        return "States.Timeout", ""
+    if isinstance(exc, StatesError):
+        return exc.error, exc.cause
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError) and not str(exc):
+        return type(exc).__name__, "timed out"
+    return type(exc).__name__, str(exc)
+
+
+def resolve_function(spec: str | Callable[..., Any]) -> Callable[..., Any]:
+    """Import ``module:function`` (or pass a callable through)."""
+    if callable(spec):
+        return spec
+    module_name, _, attr = spec.partition(":")
+    module = importlib.import_module(module_name)
+    obj: Any = module
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise TypeError(f"{spec} is not callable")
+    return obj
+
+
+@dataclass(slots=True)
+class _Execution:
+    """One child execution: a single item, or one ItemBatcher batch."""
+
+    index: int
+    items: int
+    input: Any
+    input_json: bytes | None  # the input's JSON text when already known (raw JSONL line)
+    state: AttemptState | None = None
+    start: float = 0.0
+    stop: float = 0.0
+    outcome: tuple | None = None  # ("ok", output) | ("fail", error, cause)
+
+
+class BatchProcessor:
+    """Processes chunks for one map run. Build one per worker process and reuse it."""
+
+    def __init__(self, spec: RunSpec, *, sleep: Callable[[float], Any] = time.sleep,
+                 async_sleep: Callable[[float], Any] | None = None) -> None:
+        self.spec = spec
+        job = spec.job
+        self.fn = resolve_function(job.processor.function)
+        self.is_async = inspect.iscoroutinefunction(self.fn) or inspect.iscoroutinefunction(
+            getattr(self.fn, "__call__", None)
+        )
+        self.timeout = job.processor.timeout_seconds
+        self.policy = RetryPolicy(job.processor.retry)
+        self.catchers = job.processor.catch
+        self.selector = compile_template(job.item_selector) if job.item_selector is not None else None
+        self.batcher = job.item_batcher
+        self.encoder = RecordEncoder(spec.identity, job.result_writer.transformation if job.result_writer else "NONE")
+        self.flatten = bool(job.result_writer and job.result_writer.transformation == "FLATTEN")
+        self.sleep = sleep
+        self.async_sleep = async_sleep or asyncio.sleep
+        self.lanes = max(1, spec.lanes)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._retries = 0
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ building executions
+    def _executions(self, chunk: Chunk) -> list[_Execution]:
+        spec = self.spec
+        selector = self.selector
+        state_input = spec.job.input
+        base_ctx = spec.context
+        out: list[_Execution] = []
+        index = chunk.first_index
+        for _line, value, raw in decode_block(spec.decode, chunk.block):
+            if selector is not None:
+                ctx = dict(base_ctx)
+                ctx["Map"] = {"Item": {"Index": index, "Value": value}}
+                try:
+                    child = selector(state_input, ctx)
+                except StatesError as exc:
+                    out.append(_Execution(index, 1, value, None, outcome=("fail", exc.error, exc.cause)))
+                    index += 1
+                    continue
+                out.append(_Execution(index, 1, child, None))
+            else:
+                out.append(_Execution(index, 1, value, raw.strip() if raw is not None else None))
+            index += 1
+        if len(out) != chunk.block.count:
+            raise ItemReaderFailed(
+                cause=(
+                    f"{spec.decode.source} lines {chunk.block.first_line}+: found {len(out)} records where "
+                    f"{chunk.block.count} were expected; a double quote inside an unquoted CSV field makes "
+                    "record boundaries ambiguous - quote such fields (RFC 4180)"
+                )
+            )
+        if self.batcher is None:
+            return out
+        return self._batch(out)
+
+    def _batch(self, singles: list[_Execution]) -> list[_Execution]:
+        b = self.batcher
+        assert b is not None
+        max_n = b.max_items_per_batch or len(singles) or 1
+        max_bytes = b.max_input_bytes_per_batch
+        batch_input = b.batch_input
+        overhead = len(_dumps({"Items": [], "BatchInput": batch_input} if batch_input is not None else {"Items": []}))
+        batches: list[_Execution] = []
+        cur: list[Any] = []
+        cur_first = 0
+        cur_bytes = overhead
+        bad: list[_Execution] = []
+
+        def flush() -> None:
+            nonlocal cur, cur_bytes
+            if cur:
+                payload: dict[str, Any] = {"Items": cur}
+                if batch_input is not None:
+                    payload["BatchInput"] = batch_input
+                batches.append(_Execution(cur_first, len(cur), payload, None))
+            cur = []
+            cur_bytes = overhead
+
+        for ex in singles:
+            if ex.outcome is not None:  # ItemSelector failed for this item
+                flush()
+                bad.append(ex)
+                batches.append(ex)
+                continue
+            size = len(_dumps(ex.input)) + 1 if max_bytes else 0
+            if cur and (len(cur) >= max_n or (max_bytes and cur_bytes + size > max_bytes)):
+                flush()
+            if not cur:
+                cur_first = ex.index
+            cur.append(ex.input)
+            cur_bytes += size
+        flush()
+        return batches
+
+    # ------------------------------------------------------------------ public entry points
+    def process(self, chunk: Chunk) -> ChunkResult:
+        """Run every item of ``chunk``; never raises for item errors (they become FAILED records)."""
+        t0 = time.perf_counter()
+        res = ChunkResult(seq=chunk.seq, items=chunk.block.count, first_index=chunk.first_index)
+        try:
+            executions = self._executions(chunk)
+        except ItemReaderFailed as exc:
+            res.reader_error = exc.cause
+            return res
+        self._retries = 0
+        if self.is_async:
+            self._run_async(executions)
+        elif self.lanes == 1 and (self.timeout is None or threading.current_thread() is threading.main_thread()):
+            for ex in executions:
+                if ex.outcome is None:
+                    self._run_inline(ex)
+        else:
+            self._run_lanes(executions)
+        self._encode(executions, res)
+        res.retries = self._retries
+        res.busy_seconds = time.perf_counter() - t0
+        return res
+
+    def failed_result(self, chunk: Chunk, error: str, cause: str) -> ChunkResult:
+        """FAILED records for every item of a chunk that could not be run (its worker kept dying)."""
+        res = ChunkResult(seq=chunk.seq, items=chunk.block.count, first_index=chunk.first_index)
+        try:
+            executions = self._executions(chunk)
+        except ItemReaderFailed as exc:
+            res.reader_error = exc.cause
+            return res
+        for ex in executions:
+            if ex.outcome is None:
+                ex.outcome = ("fail", error, cause)
+        self._encode(executions, res)
+        return res
+
+    def pending_records(self, chunk: Chunk) -> tuple[bytes, int]:
+        """Encode PENDING records for a chunk that will not run (early stop / abort)."""
+        try:
+            executions = self._executions(chunk)
+        except ItemReaderFailed:
+            return b"", 0
+        recs = []
+        for ex in executions:
+            recs.append(self.encoder.pending(ex.index, ex.input_json or _dumps(ex.input)))
+        return self.spec.record_sep.join(recs), len(recs)
+
+    # ------------------------------------------------------------------ one attempt loop
+    def _finish_error(self, ex: _Execution, error: str, cause: str) -> None:
+        for c in self.catchers:
+            if error_matches(error, c.error_equals):
+                try:
+                    ex.outcome = ("ok", set_path(ex.input, c.result_path, {"Error": error, "Cause": cause}))
+                except Exception as exc:  # ResultPath cannot be applied to this input
+                    ex.outcome = ("fail", "States.Runtime", f"Catch ResultPath {c.result_path}: {exc}")
+                return
+        ex.outcome = ("fail", error, cause)
+
+    def _after_failure(self, ex: _Execution, error: str, cause: str) -> float | None:
+        """Record a failed attempt; returns the delay before the next one, or None if final."""
+        if self.policy:
+            if ex.state is None:
+                ex.state = self.policy.new_state()
+            delay = self.policy.next_delay(ex.state, error)
+            if delay is not None:
+                with self._lock:
+                    self._retries += 1
+                return delay
+        self._finish_error(ex, error, cause)
+        return None
+
+    def _run_inline(self, ex: _Execution) -> None:
+        ex.start = time.time()
+        try:
+            self._attempts_inline(ex)
+        finally:
+            ex.stop = time.time()
+
+    def _attempts_inline(self, ex: _Execution) -> None:
+        fn = self.fn
+        timeout = self.timeout
+        while True:
+            try:
+                if timeout is None:
+                    ex.outcome = ("ok", fn(ex.input))
+                    return
+                prev = signal.signal(signal.SIGALRM, _raise_alarm)
+                signal.setitimer(signal.ITIMER_REAL, timeout)
+                try:
+                    out = fn(ex.input)
+                finally:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+                    signal.signal(signal.SIGALRM, prev)
+                ex.outcome = ("ok", out)
+                return
+            except (KeyboardInterrupt, _WorkerStop):
+                raise
+            except BaseException as exc:  # the user's error, whatever it is, fails the item
+                error, cause = _classify(exc)
+            delay = self._after_failure(ex, error, cause)
+            if delay is None:
+                return
+            if delay > 0:
+                self.sleep(delay)
+
+    # ------------------------------------------------------------------ thread lanes
+    def _run_lanes(self, executions: list[_Execution]) -> None:
+        todo = [ex for ex in executions if ex.outcome is None]
+        if not todo:
+            return
+        board = _LaneBoard(todo)
+        n_lanes = min(self.lanes, len(todo))
+        for _ in range(n_lanes):
+            board.spawn(self._lane_main)
+        timeout = self.timeout
+        poll = 0.05 if timeout is None else max(0.005, min(0.05, timeout / 4))
+        while not board.all_done.wait(poll):
+            if timeout is None:
+                continue
+            now = time.monotonic()
+            for lane in board.running_lanes():
+                cur = lane.current
+                if cur is None or lane.abandoned:
+                    continue
+                ex, started, attempt = cur
+                overdue = now - started - timeout
+                if overdue < 0:
+                    continue
+                if lane.interrupted != attempt:
+                    with board.lock:
+                        # raise only while the lane is provably still inside this attempt: it
+                        # needs this lock to leave it, so the exception lands inside the attempt
+                        if lane.current is cur:
+                            lane.interrupted = attempt
+                            _async_raise(lane.thread, _AlarmTimeout)
+                elif overdue > max(0.5, timeout):
+                    # stuck in C code that never returns to Python: give up on this lane
+                    lane.abandoned = True
+                    with board.lock:
+                        lane.current = None
+                    delay = self._after_failure(ex, "States.Timeout", "")
+                    if delay is None:
+                        board.finish_one(ex)
+                    else:
+                        board.push_retry(ex, time.monotonic() + delay)
+                    board.spawn(self._lane_main)
+
+    def _lane_main(self, board: _LaneBoard, lane: _Lane) -> None:
+        fn = self.fn
+        try:
+            while not lane.abandoned:
+                item = board.take()
+                if item is None:
+                    return
+                ex, ready_at = item
+                wait = ready_at - time.monotonic()
+                if wait > 0:
+                    self.sleep(wait)
+                if ex.start == 0.0:
+                    ex.start = time.time()
+                attempt = next(_ATTEMPTS)
+                try:
+                    lane.current = (ex, time.monotonic(), attempt)
+                    out = fn(ex.input)
+                    with board.lock:
+                        lane.current = None
+                        if lane.abandoned:
+                            return
+                    ex.outcome = ("ok", out)
+                    board.finish_one(ex)
+                    continue
+                except BaseException as exc:
+                    with board.lock:
+                        lane.current = None
+                        if lane.abandoned:
+                            return
+                    error, cause = _classify(exc)
+                delay = self._after_failure(ex, error, cause)
+                if delay is None:
+                    board.finish_one(ex)
+                else:
+                    board.push_retry(ex, time.monotonic() + delay)
+        except _AlarmTimeout:
+            # a late watchdog interrupt landed outside an item: this lane is done
+            return
+
+    # ------------------------------------------------------------------ asyncio
+    def _run_async(self, executions: list[_Execution]) -> None:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        self._loop.run_until_complete(self._async_all(executions))
+
+    async def _async_all(self, executions: list[_Execution]) -> None:
+        todo = iter([ex for ex in executions if ex.outcome is None])
+
+        async def lane() -> None:
+            for ex in todo:
+                await self._async_one(ex)
+
+        await asyncio.gather(*(lane() for _ in range(self.lanes)))
+
+    async def _async_one(self, ex: _Execution) -> None:
+        ex.start = time.time()
+        try:
+            await self._async_attempts(ex)
+        finally:
+            ex.stop = time.time()
+
+    async def _async_attempts(self, ex: _Execution) -> None:
+        while True:
+            try:
+                if self.timeout is None:
+                    out = await self.fn(ex.input)
+                else:
+                    out = await asyncio.wait_for(self.fn(ex.input), self.timeout)
+                ex.outcome = ("ok", out)
+                return
+            except asyncio.TimeoutError:
+                error, cause = "States.Timeout", ""
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:
+                error, cause = _classify(exc)
+            delay = self._after_failure(ex, error, cause)
+            if delay is None:
+                return
+            if delay > 0:
+                res = self.async_sleep(delay)
+                if inspect.isawaitable(res):
+                    await res
+
+    # ------------------------------------------------------------------ encoding
+    def _encode(self, executions: list[_Execution], res: ChunkResult) -> None:
+        enc = self.encoder
+        ok: list[bytes] = []
+        bad: list[bytes] = []
+        flatten = self.flatten
+        now = time.time()
+        for ex in executions:
+            outcome = ex.outcome
+            start = ex.start or now
+            stop = ex.stop or now
+            if outcome is None:  # cannot happen; never lose an item silently
+                outcome = ("fail", "States.Runtime", "internal error: the item was not run")
+            input_json = ex.input_json
+            if input_json is None:
+                input_json = _dumps(ex.input)
+            if outcome[0] == "ok":
+                try:
+                    out_json = _dumps(outcome[1])
+                except (TypeError, orjson.JSONEncodeError) as exc:
+                    outcome = ("fail", "States.Runtime", f"the function returned a value that is not JSON-serializable: {exc}")
+                else:
+                    if flatten and isinstance(outcome[1], list):
+                        ok.extend(_dumps(v) for v in outcome[1])
+                    else:
+                        ok.append(enc.succeeded(ex.index, input_json, out_json, start, stop))
+                    res.items_succeeded += ex.items
+                    continue
+            _, error, cause = outcome
+            bad.append(enc.failed(ex.index, input_json, error, cause, start, stop))
+            if error == "States.Timeout":
+                res.items_timed_out += ex.items
+            else:
+                res.items_failed += ex.items
+        sep = self.spec.record_sep
+        res.succeeded = sep.join(ok)
+        res.failed = sep.join(bad)
+        res.succeeded_records = len(ok)
+        res.failed_records = len(bad)
+
+
+class _WorkerStop(BaseException):
+    """Raised to stop a worker between items."""
+
+
+def _raise_alarm(signum: int, frame: Any) -> None:
+    raise _AlarmTimeout()
+
+
+_ATTEMPTS = itertools.count(1)
+
+
+def _async_raise(thread: threading.Thread, exc_type: type[BaseException]) -> None:
+    """Raise ``exc_type`` inside ``thread`` the next time it runs Python bytecode."""
+    if thread.ident is None:
+        return
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(exc_type))
+
+
+@dataclass(slots=True, eq=False)
+class _Lane:
+    thread: threading.Thread | None = None
+    current: tuple | None = None
+    interrupted: int = 0
+    abandoned: bool = False
+
+
+class _LaneBoard:
+    """Shared work list for the lanes of one chunk."""
+
+    def __init__(self, todo: list[_Execution]) -> None:
+        self.fresh = iter(todo)
+        self.remaining = len(todo)
+        self.retries: list[tuple[float, int, _Execution]] = []
+        self.lock = threading.Lock()
+        self.cond = threading.Condition(self.lock)
+        self.all_done = threading.Event()
+        self.lanes: list[_Lane] = []
+        self._tie = itertools.count()
+
+    def spawn(self, target: Callable[[_LaneBoard, _Lane], None]) -> None:
+        lane = _Lane()
+        t = threading.Thread(target=target, args=(self, lane), daemon=True, name="distmap-lane")
+        lane.thread = t
+        self.lanes.append(lane)
+        t.start()
+
+    def running_lanes(self) -> list[_Lane]:
+        return [lane for lane in self.lanes if lane.thread is not None and lane.thread.is_alive()]
+
+    def take(self) -> tuple[_Execution, float] | None:
+        import heapq
+
+        with self.cond:
+            while True:
+                if self.retries:
+                    ready_at, _, ex = heapq.heappop(self.retries)
+                    return ex, ready_at
+                ex = next(self.fresh, None)
+                if ex is not None:
+                    return ex, 0.0
+                if self.remaining <= 0:
+                    return None
+                # wait for a retry to be scheduled or for everything to finish
+                self.cond.wait(0.05)
+                if self.remaining <= 0:
+                    return None
+
+    def push_retry(self, ex: _Execution, ready_at: float) -> None:
+        import heapq
+
+        with self.cond:
+            heapq.heappush(self.retries, (ready_at, next(self._tie), ex))
+            self.cond.notify()
+
+    def finish_one(self, ex: _Execution) -> None:
+        ex.stop = time.time()
+        with self.cond:
+            self.remaining -= 1
+            if self.remaining <= 0:
+                self.all_done.set()
+                self.cond.notify_all()

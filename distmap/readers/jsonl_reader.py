@@ -1,0 +1,103 @@
+"""JSON Lines: one JSON value per line; JSON types are kept; whitespace-only lines are skipped."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from distmap.errors import ItemReaderFailed
+from distmap.readers.base import ByteSource, RawBlock
+
+_WS = b" \t\r\n\x0b\x0c"
+# A whitespace-only line can only exist if a newline is followed by whitespace (or the block
+# starts with it). Checking these few substrings runs at memchr speed; only blocks that contain
+# one pay for a per-line scan.
+_BLANK_MARKERS = (b"\n\n", b"\n ", b"\n\t", b"\n\r", b"\n\x0b", b"\n\x0c")
+
+
+def count_items(block: bytes) -> int:
+    """Number of non-blank lines in ``block``."""
+    if not block:
+        return 0
+    if block[0] in _WS or any(m in block for m in _BLANK_MARKERS):
+        return sum(1 for line in block.split(b"\n") if line.strip())
+    return block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+
+
+def jsonl_item_ends(block: bytes, n: int) -> list[int]:
+    """End offsets (just past the newline) of the first ``n`` non-blank lines."""
+    ends: list[int] = []
+    pos = 0
+    size = len(block)
+    while pos < size and len(ends) < n:
+        nl = block.find(b"\n", pos)
+        end = size if nl == -1 else nl + 1
+        if block[pos:end].strip():
+            ends.append(end)
+        pos = end
+    return ends
+
+
+class JsonlReader:
+    """Cuts a JSONL stream into blocks of whole lines."""
+
+    header: tuple[str, ...] = ()
+
+    def __init__(self, uri: str) -> None:
+        self.src = ByteSource(uri)
+        self.line = 1
+
+    @property
+    def bytes_read(self) -> int:
+        return self.src.bytes_read
+
+    def read_block(self, max_items: int, target_bytes: int) -> RawBlock | None:
+        src = self.src
+        while True:
+            src.fill(target_bytes)
+            buf = src.buf
+            if not buf:
+                return None
+            limit = min(len(buf), target_bytes)
+            cut = buf.rfind(b"\n", 0, limit)
+            while cut == -1:
+                cut = buf.find(b"\n", limit)
+                if cut != -1:
+                    break
+                if src.eof:
+                    cut = len(buf) - 1  # last line, no trailing newline
+                    break
+                limit = len(buf)
+                src.fill(len(buf) * 2)
+                buf = src.buf
+            end = cut + 1
+            block = buf[:end]
+            count = count_items(block)
+            if count > max_items:
+                end = jsonl_item_ends(block, max_items)[-1]
+                block = buf[:end]
+                count = max_items
+            src.buf = buf[end:]
+            first = self.line
+            self.line += block.count(b"\n")
+            if count:
+                return RawBlock(block, count, first)
+            # only blank lines: keep reading
+
+    def close(self) -> None:
+        self.src.close()
+
+
+def decode_jsonl(payload: bytes, first_line: int, source: str) -> Iterator[tuple[int, Any, bytes]]:
+    loads = orjson.loads
+    line_no = first_line
+    for line in payload.split(b"\n"):
+        if line and not line.isspace():
+            try:
+                value = loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise ItemReaderFailed(cause=f"{source} line {line_no}: invalid JSON: {exc}") from None
+            yield line_no, value, line
+        line_no += 1

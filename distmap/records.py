@@ -1,0 +1,120 @@
+"""Execution records in the shape of AWS Distributed Map result files.
+
+One record per child execution (one item, or one ItemBatcher batch)::
+
+    {"ExecutionArn": "...", "Input": "<json>", "InputDetails": {"Included": true},
+     "Name": "...", "Output": "<json>", "OutputDetails": {"Included": true},
+     "RedriveCount": 0, "RedriveStatus": "NOT_REDRIVABLE",
+     "RedriveStatusReason": "Execution is SUCCEEDED and cannot be redriven",
+     "StartDate": "2026-11-25T10:00:00.000Z", "StateMachineArn": "...",
+     "Status": "SUCCEEDED", "StopDate": "2026-11-25T10:00:00.004Z"}
+
+FAILED records carry ``Error`` and ``Cause`` instead of ``Output``; PENDING records (items never
+run) carry only the identity and the input. Records are built from pre-encoded byte pieces: the
+encoder runs once per item on the worker, and the coordinator only concatenates bytes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import orjson
+
+_dumps = orjson.dumps
+
+
+def quote(text: str) -> bytes:
+    """A JSON string literal for ``text``."""
+    return _dumps(text)
+
+
+class DateFormatter:
+    """ISO-8601 UTC timestamps with milliseconds, cached per millisecond (hot path)."""
+
+    __slots__ = ("_last_ms", "_last_s", "_prefix", "_text")
+
+    def __init__(self) -> None:
+        self._last_ms = -1
+        self._last_s = -1
+        self._prefix = b""
+        self._text = b""
+
+    def __call__(self, t: float) -> bytes:
+        ms = int(t * 1000)
+        if ms == self._last_ms:
+            return self._text
+        s, frac = divmod(ms, 1000)
+        if s != self._last_s:
+            self._last_s = s
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s)).encode()
+        self._last_ms = ms
+        self._text = b'"%s.%03dZ"' % (self._prefix, frac)
+        return self._text
+
+
+def iso_now() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordIdentity:
+    """The ARNs every record of one map run shares."""
+
+    execution_arn_prefix: str
+    """``arn:aws:states:<region>:<account>:execution:<stateMachine>/<Map>:``"""
+    state_machine_arn: str
+    name_prefix: str
+    """Names are ``<name_prefix><index>``: stable for an item across retries, resumes and redrives."""
+
+
+class RecordEncoder:
+    """Encodes SUCCEEDED / FAILED / PENDING records for one map run."""
+
+    def __init__(self, ident: RecordIdentity, transformation: str = "NONE") -> None:
+        self.transformation = transformation
+        self.dates = DateFormatter()
+        self._arn = b'{"ExecutionArn":' + b'"' + ident.execution_arn_prefix.encode()
+        self._name_prefix = ident.name_prefix.encode()
+        sm = quote(ident.state_machine_arn)
+        self._after_input = b',"InputDetails":{"Included":true},"Name":"'
+        self._ok_mid = b'","Output":'
+        self._ok_tail = (
+            b',"OutputDetails":{"Included":true},"RedriveCount":0,"RedriveStatus":"NOT_REDRIVABLE",'
+            b'"RedriveStatusReason":"Execution is SUCCEEDED and cannot be redriven","StartDate":'
+        )
+        self._fail_mid = b'","Error":'
+        self._fail_tail = b',"RedriveCount":0,"RedriveStatus":"REDRIVABLE","StartDate":'
+        self._sm_ok = b',"StateMachineArn":' + sm + b',"Status":"SUCCEEDED","StopDate":'
+        self._sm_fail = b',"StateMachineArn":' + sm + b',"Status":"FAILED","StopDate":'
+
+    def name(self, index: int) -> bytes:
+        return b"%s%010d" % (self._name_prefix, index)
+
+    def succeeded(self, index: int, input_json: bytes, output_json: bytes, start: float, stop: float) -> bytes:
+        """``input_json`` / ``output_json`` are the JSON texts of the input and output values."""
+        if self.transformation != "NONE":
+            return output_json
+        name = self.name(index)
+        d = self.dates
+        return b"".join((
+            self._arn, name, b'","Input":', quote(input_json.decode()), self._after_input, name,
+            self._ok_mid, quote(output_json.decode()), self._ok_tail, d(start), self._sm_ok, d(stop), b"}",
+        ))
+
+    def failed(self, index: int, input_json: bytes, error: str, cause: str, start: float, stop: float) -> bytes:
+        name = self.name(index)
+        d = self.dates
+        return b"".join((
+            self._arn, name, b'","Input":', quote(input_json.decode()), self._after_input, name,
+            self._fail_mid, quote(error), b',"Cause":', quote(cause), self._fail_tail, d(start),
+            self._sm_fail, d(stop), b"}",
+        ))
+
+    def pending(self, index: int, input_json: bytes) -> bytes:
+        name = self.name(index)
+        return b"".join((
+            self._arn, name, b'","Input":', quote(input_json.decode()), self._after_input, name,
+            b'","Status":"PENDING"}',
+        ))

@@ -1,0 +1,1 @@
+"""Example item functions for distmap jobs (importable as ``jobs.examples:<name>``)."""
