@@ -24,6 +24,7 @@ import structlog
 from distmap.config.model import MapJob
 from distmap.errors import DistmapError, ItemReaderFailed, ResultWriterFailed
 from distmap.executors.base import Completed, Crashed, Executor, WorkerInitError
+from distmap.memory import tune_allocator
 from distmap.processor import BatchProcessor, Chunk, ChunkResult, RunSpec
 from distmap.readers.base import BlockReader, DecodeSpec, open_reader, split_block
 from distmap.records import RecordIdentity, iso_now
@@ -85,7 +86,8 @@ class ChunkSizer:
         n = self._round(self.items)
         if remaining is not None:
             n = min(n, remaining)
-        nbytes = int(min(MAX_CHUNK_BYTES, max(4096, n * self.bytes_per_item * 1.25 + 1024)))
+        # aim slightly under n items' worth of bytes: cutting by bytes is free, cutting by count is not
+        nbytes = int(min(MAX_CHUNK_BYTES, max(4096, n * self.bytes_per_item)))
         return max(1, n), nbytes
 
     def saw_block(self, nbytes: int, items: int) -> None:
@@ -193,6 +195,7 @@ class Coordinator:
     # ------------------------------------------------------------------ run
     def run(self) -> MapRunResult:
         job = self.job
+        tune_allocator()  # before workers fork, so they inherit it
         started = iso_now()
         t0 = time.perf_counter()
         lanes = plan_lanes(job.max_concurrency, self.cores)

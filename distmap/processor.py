@@ -228,12 +228,17 @@ class BatchProcessor:
         """Run every item of ``chunk``; never raises for item errors (they become FAILED records)."""
         t0 = time.perf_counter()
         res = ChunkResult(seq=chunk.seq, items=chunk.block.count, first_index=chunk.first_index)
+        self._retries = 0
+        if self._fast_path_ok():
+            fast = self._process_fast(chunk, res)
+            if fast:
+                res.busy_seconds = time.perf_counter() - t0
+                return res
         try:
             executions = self._executions(chunk)
         except ItemReaderFailed as exc:
             res.reader_error = exc.cause
             return res
-        self._retries = 0
         if self.is_async:
             self._run_async(executions)
         elif self.lanes == 1 and (self.timeout is None or threading.current_thread() is threading.main_thread()):
@@ -246,6 +251,98 @@ class BatchProcessor:
         res.retries = self._retries
         res.busy_seconds = time.perf_counter() - t0
         return res
+
+    def _fast_path_ok(self) -> bool:
+        return (
+            self.spec.decode.input_type == "JSONL"
+            and self.selector is None
+            and self.batcher is None
+            and not self.is_async
+            and self.lanes == 1
+            and self.timeout is None
+            and self.encoder.transformation == "NONE"
+        )
+
+    def _process_fast(self, chunk: Chunk, res: ChunkResult) -> bool:
+        """The hot loop for the common case (JSONL, no selector/batcher/timeout, one lane).
+
+        Identical results to the general path; an item that raises is handed to the general
+        retry/catch machinery. Returns False (nothing done) if the block has malformed JSON, so
+        the general path reports it with its line number.
+        """
+        payload = chunk.block.payload
+        assert isinstance(payload, bytes)
+        loads, dumps, now = orjson.loads, _dumps, time.time
+        fn = self.fn
+        succeeded = self.encoder.succeeded_fn()
+        ok: list[bytes] = []
+        bad: list[bytes] = []
+        index = chunk.first_index
+        n_fail = n_timeout = 0
+        try:
+            for line in payload.split(b"\n"):
+                if not line or line.isspace():
+                    continue
+                value = loads(line)
+                start = now()
+                try:
+                    out = fn(value)
+                except (KeyboardInterrupt, _WorkerStop):
+                    raise
+                except BaseException as exc:
+                    ex = _Execution(index, 1, value, line.strip())
+                    ex.start = start
+                    error, cause = _classify(exc)
+                    delay = self._after_failure(ex, error, cause)
+                    if delay is not None:
+                        if delay > 0:
+                            self.sleep(delay)
+                        self._attempts_inline(ex)
+                    ex.stop = now()
+                    enc_ok, enc_bad = self._encode_one(ex)
+                    if enc_ok is not None:
+                        ok.append(enc_ok)
+                    else:
+                        bad.append(enc_bad)
+                        if enc_bad.error == "States.Timeout":  # type: ignore[attr-defined]
+                            n_timeout += 1
+                        else:
+                            n_fail += 1
+                    index += 1
+                    continue
+                stop = now()
+                try:
+                    out_json = dumps(out)
+                except (TypeError, orjson.JSONEncodeError) as exc:
+                    ex = _Execution(index, 1, value, line.strip(), start=start, stop=stop)
+                    ex.outcome = ("fail", "States.Runtime", f"the function returned a value that is not JSON-serializable: {exc}")
+                    bad.append(self._encode_one(ex)[1])
+                    n_fail += 1
+                    index += 1
+                    continue
+                ok.append(succeeded(index, line.strip(), out_json, start, stop))
+                index += 1
+        except orjson.JSONDecodeError:
+            return False
+        if index - chunk.first_index != chunk.block.count:
+            return False
+        sep = self.spec.record_sep
+        res.succeeded = sep.join(ok)
+        res.failed = sep.join(bad)
+        res.succeeded_records = len(ok)
+        res.failed_records = len(bad)
+        res.items_succeeded = len(ok)
+        res.items_failed = n_fail
+        res.items_timed_out = n_timeout
+        res.retries = self._retries
+        return True
+
+    def _encode_one(self, ex: _Execution) -> tuple[bytes | None, Any]:
+        tmp = ChunkResult(seq=-1)
+        self._encode([ex], tmp)
+        if tmp.succeeded_records:
+            return tmp.succeeded, None
+        return None, _FailedBytes(tmp.failed, ex.outcome[1] if ex.outcome else "")
 
     def failed_result(self, chunk: Chunk, error: str, cause: str) -> ChunkResult:
         """FAILED records for every item of a chunk that could not be run (its worker kept dying)."""
@@ -495,6 +592,17 @@ class BatchProcessor:
         res.failed = sep.join(bad)
         res.succeeded_records = len(ok)
         res.failed_records = len(bad)
+
+
+class _FailedBytes(bytes):
+    """Encoded FAILED record that remembers its error name (for timed-out accounting)."""
+
+    error: str
+
+    def __new__(cls, data: bytes, error: str) -> _FailedBytes:
+        obj = super().__new__(cls, data)
+        obj.error = error
+        return obj
 
 
 class _WorkerStop(BaseException):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -91,6 +92,36 @@ class RecordEncoder:
 
     def name(self, index: int) -> bytes:
         return b"%s%010d" % (self._name_prefix, index)
+
+    def succeeded_fn(self) -> Any:
+        """A fast closure equivalent to ``succeeded`` for the hot loop (transformation NONE)."""
+        arn, after_input, ok_mid, ok_tail, sm_ok = self._arn, self._after_input, self._ok_mid, self._ok_tail, self._sm_ok
+        name_prefix = self._name_prefix
+        join = b"".join
+        dumps = _dumps
+        gmtime, strftime = time.gmtime, time.strftime
+        cache = [-1, b"", -1, b""]  # last ms, its text, last second, its prefix
+
+        def date(t: float) -> bytes:
+            ms = int(t * 1000)
+            if ms == cache[0]:
+                return cache[1]
+            sec, frac = divmod(ms, 1000)
+            if sec != cache[2]:
+                cache[2] = sec
+                cache[3] = strftime("%Y-%m-%dT%H:%M:%S", gmtime(sec)).encode()
+            cache[0] = ms
+            cache[1] = b'"%s.%03dZ"' % (cache[3], frac)
+            return cache[1]
+
+        def succeeded(index: int, input_json: bytes, output_json: bytes, start: float, stop: float) -> bytes:
+            name = b"%s%010d" % (name_prefix, index)
+            return join((
+                arn, name, b'","Input":', dumps(input_json.decode()), after_input, name,
+                ok_mid, dumps(output_json.decode()), ok_tail, date(start), sm_ok, date(stop), b"}",
+            ))
+
+        return succeeded
 
     def succeeded(self, index: int, input_json: bytes, output_json: bytes, start: float, stop: float) -> bytes:
         """``input_json`` / ``output_json`` are the JSON texts of the input and output values."""

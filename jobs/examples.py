@@ -64,3 +64,30 @@ def throttled(item: dict[str, Any]) -> dict[str, Any]:
     if int(item.get("id", 0)) % 7 == 0:
         raise StatesError("Service.Throttled", f"item {item['id']} was throttled")
     return item
+
+
+_seen_once: set[int] = set()
+
+
+def flaky(item: dict[str, Any]) -> dict[str, Any]:
+    """Deterministic failures for tests and benchmarks, keyed on ``item["id"]``:
+
+    * ids divisible by 100 (1%) fail once with ``TransientError`` and succeed when retried;
+    * ids with ``id % 20 == 1`` (5%) always fail with ``PermanentError``;
+    * everything else succeeds immediately.
+    """
+    i = int(item["id"])
+    if i % 20 == 1:
+        raise PermanentError(f"item {i} always fails")
+    if i % 100 == 0 and i not in _seen_once:
+        _seen_once.add(i)
+        raise TransientError(f"item {i} fails on its first attempt")
+    return item
+
+
+class TransientError(Exception):
+    """A failure that goes away when retried."""
+
+
+class PermanentError(Exception):
+    """A failure that never goes away."""

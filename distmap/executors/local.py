@@ -12,20 +12,51 @@ from __future__ import annotations
 import ctypes
 import multiprocessing as mp
 import os
-import pickle
 import queue
 import signal
+import socket
 import sys
 import threading
 from collections import deque
 from dataclasses import dataclass, field, replace
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import wait
 from typing import Any
 
 from distmap.executors.base import Completed, Completion, Crashed, WorkerInitError
-from distmap.processor import BatchProcessor, Chunk, RunSpec
+from distmap.executors.wire import recv_msg, send_msg, socket_pair
+from distmap.memory import tune_allocator
+from distmap.processor import BatchProcessor, Chunk, ChunkResult, RunSpec
+from distmap.readers.base import RawBlock
 
-_STOP = b"stop"
+_STOP = "stop"
+
+
+def pack_chunk(chunk: Chunk) -> tuple[Any, tuple[bytes, ...]]:
+    """Split a chunk into a small header and its raw payload (sent as a blob)."""
+    block = chunk.block
+    if isinstance(block.payload, bytes):
+        return ("chunk", chunk.seq, chunk.first_index, block.count, block.first_line, None), (block.payload,)
+    return ("chunk", chunk.seq, chunk.first_index, block.count, block.first_line, (block.payload, block.lines)), ()
+
+
+def unpack_chunk(header: Any, blobs: list[bytearray]) -> Chunk:
+    _, seq, first_index, count, first_line, listed = header
+    if listed is None:
+        return Chunk(seq, first_index, RawBlock(bytes(blobs[0]) if blobs else b"", count, first_line))
+    payload, lines = listed
+    return Chunk(seq, first_index, RawBlock(payload, count, first_line, lines))
+
+
+def pack_result(res: ChunkResult) -> tuple[Any, tuple[bytes, ...]]:
+    ok, bad = res.succeeded, res.failed
+    res.succeeded = res.failed = b""
+    return ("result", res), (ok, bad)
+
+
+def unpack_result(header: Any, blobs: list[bytearray]) -> ChunkResult:
+    res: ChunkResult = header[1]
+    res.succeeded, res.failed = blobs[0], blobs[1]  # bytearrays: written to files without a copy
+    return res
 
 
 def _die_with_parent() -> None:
@@ -37,34 +68,40 @@ def _die_with_parent() -> None:
             pass
 
 
-def _worker_main(conn: Connection, spec: RunSpec) -> None:
+def _worker_main(sock: socket.socket, spec: RunSpec) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
+    tune_allocator()  # spawned (not forked) workers need it too
     try:
         proc = BatchProcessor(spec)
     except BaseException as exc:
-        conn.send_bytes(pickle.dumps(("init_error", f"{type(exc).__name__}: {exc}")))
+        send_msg(sock, ("init_error", f"{type(exc).__name__}: {exc}"))
         os._exit(3)
-    inbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+    inbox: queue.SimpleQueue[Chunk | None] = queue.SimpleQueue()
 
     def pump() -> None:
+        # Drain incoming chunks even while the main thread is busy or blocked sending a
+        # result, so coordinator and worker can never wait on each other.
         while True:
             try:
-                msg = conn.recv_bytes()
+                header, blobs = recv_msg(sock)
             except (EOFError, OSError):
                 inbox.put(None)
                 return
-            inbox.put(msg)
+            if header == _STOP:
+                inbox.put(None)
+                return
+            inbox.put(unpack_chunk(header, blobs))
 
     threading.Thread(target=pump, name="distmap-inbox", daemon=True).start()
     while True:
-        msg = inbox.get()
-        if msg is None or msg == _STOP:
+        chunk = inbox.get()
+        if chunk is None:
             break
-        chunk = pickle.loads(msg)
         result = proc.process(chunk)
-        conn.send_bytes(pickle.dumps(("result", result), protocol=pickle.HIGHEST_PROTOCOL))
-    conn.close()
+        header, blobs = pack_result(result)
+        send_msg(sock, header, blobs)
+    sock.close()
     os._exit(0)  # abandoned lane threads (hung items) must not keep the process alive
 
 
@@ -72,7 +109,7 @@ def _worker_main(conn: Connection, spec: RunSpec) -> None:
 class _Worker:
     slot: int
     proc: Any
-    conn: Connection
+    conn: socket.socket
     inflight: deque[Chunk] = field(default_factory=deque)
     alive: bool = True
 
@@ -105,7 +142,7 @@ class LocalExecutor:
 
     def _spawn(self, slot: int) -> _Worker:
         assert self.spec is not None
-        parent, child = self.ctx.Pipe(duplex=True)
+        parent, child = socket_pair()
         spec = replace(self.spec, lanes=self.lanes[slot])
         proc = self.ctx.Process(target=_worker_main, args=(child, spec), name=f"distmap-worker-{slot}", daemon=True)
         proc.start()
@@ -127,7 +164,8 @@ class LocalExecutor:
         w = min((w for w in self.workers if w.alive), key=lambda w: len(w.inflight))
         w.inflight.append(chunk)
         try:
-            w.conn.send_bytes(pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL))
+            header, blobs = pack_chunk(chunk)
+            send_msg(w.conn, header, blobs)
         except (BrokenPipeError, ConnectionResetError, OSError):
             pass  # the worker died; poll() sees its sentinel and reports the chunk as crashed
 
@@ -154,14 +192,15 @@ class LocalExecutor:
     def _drain(self, w: _Worker, out: list[Completion]) -> bool:
         """Read every finished result; False if the connection is closed."""
         try:
-            while w.conn.poll():
-                kind, payload = pickle.loads(w.conn.recv_bytes())
-                if kind == "init_error":
-                    raise WorkerInitError(payload)
+            while wait([w.conn], 0):
+                header, blobs = recv_msg(w.conn)
+                if header[0] == "init_error":
+                    raise WorkerInitError(header[1])
+                result = unpack_result(header, blobs)
                 chunk = w.inflight.popleft()
-                if chunk.seq != payload.seq:  # pragma: no cover - protocol invariant
-                    raise RuntimeError(f"worker returned chunk {payload.seq}, expected {chunk.seq}")
-                out.append(Completed(chunk, payload))
+                if chunk.seq != result.seq:  # pragma: no cover - protocol invariant
+                    raise RuntimeError(f"worker returned chunk {result.seq}, expected {chunk.seq}")
+                out.append(Completed(chunk, result))
         except (EOFError, OSError):
             return False
         return True
@@ -186,7 +225,7 @@ class LocalExecutor:
                 w.proc.kill()
                 continue
             try:
-                w.conn.send_bytes(_STOP)
+                send_msg(w.conn, _STOP)
             except OSError:
                 pass
         for w in self.workers:

@@ -1,0 +1,1 @@
+"""Benchmarks for distmap. Entry point: ``python -m benchmarks``."""
