@@ -1,8 +1,8 @@
 """distmap: AWS Step Functions Distributed Map semantics, on a laptop or a Ray cluster.
 
-    import distmap
-    result = distmap.run("configs/quickstart.yaml")
-    print(result.status, result.item_counts.to_dict(), result.manifest)
+import distmap
+result = distmap.run("configs/quickstart.yaml")
+print(result.status, result.item_counts.to_dict(), result.manifest)
 """
 
 from distmap.api import run

@@ -27,14 +27,22 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ABORTED = 0, 1, 2, 130
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="distmap", description="Run AWS Step Functions Distributed Map jobs locally or on Ray.")
+    p = argparse.ArgumentParser(
+        prog="distmap", description="Run AWS Step Functions Distributed Map jobs locally or on Ray."
+    )
     p.add_argument("--version", action="version", version=f"distmap {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run a job file (YAML or JSON)")
     r.add_argument("config", help="path of the job file")
     r.add_argument("--backend", choices=BACKENDS, default="local", help="where items run (default: local)")
-    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="Field=value",
-                   help="override a job field before validation, e.g. --set MaxConcurrency=8 (repeatable)")
+    r.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="Field=value",
+        help="override a job field before validation, e.g. --set MaxConcurrency=8 (repeatable)",
+    )
     r.add_argument("--run-id", help="map run id (default: a new UUID); results go to <destination>/<run-id>/")
     r.add_argument("--log-json", action="store_true", help="JSON log lines on stderr even on a terminal")
     r.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -54,7 +62,9 @@ def _run(args: argparse.Namespace) -> int:
 
     tty = sys.stderr.isatty()
     json_logs = args.log_json or not tty
-    configure_logging(json=json_logs, level=args.log_level if json_logs else max(args.log_level, "warning", key=_lvl))
+    configure_logging(
+        json=json_logs, level=args.log_level if json_logs else max(args.log_level, "warning", key=_lvl)
+    )
     log = structlog.get_logger("distmap")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # item functions are importable from the working directory
@@ -62,7 +72,9 @@ def _run(args: argparse.Namespace) -> int:
     if not args.no_progress:
         progress = TerminalProgress() if tty and not args.log_json else LogProgress()
     try:
-        result = run(args.config, backend=args.backend, overrides=args.overrides, run_id=args.run_id, progress=progress)
+        result = run(
+            args.config, backend=args.backend, overrides=args.overrides, run_id=args.run_id, progress=progress
+        )
     except ConfigError as exc:
         print(f"distmap: invalid job: {redact(str(exc))}", file=sys.stderr)
         log.error("map_run.invalid_config", field=exc.field, reason=exc.reason) if json_logs else None

@@ -148,9 +148,16 @@ ProgressHook = Callable[[dict[str, Any]], None]
 class Coordinator:
     """Runs one map run of ``job`` on ``executor``."""
 
-    def __init__(self, job: MapJob, executor: Executor, *, run_id: str | None = None,
-                 progress: ProgressHook | None = None, cores: int | None = None,
-                 handle_signals: bool = True) -> None:
+    def __init__(
+        self,
+        job: MapJob,
+        executor: Executor,
+        *,
+        run_id: str | None = None,
+        progress: ProgressHook | None = None,
+        cores: int | None = None,
+        handle_signals: bool = True,
+    ) -> None:
         self.job = job
         self.executor = executor
         self.run_id = run_id or str(uuid.uuid4())
@@ -207,9 +214,13 @@ class Coordinator:
         spec = self._spec(reader, writer, max(lanes))
         local = BatchProcessor(spec)  # coordinator-side: PENDING records and crash records
         self.log.info(
-            "map_run.started", map_run_arn=self.map_run_arn, backend=self.executor.name,
-            source=redact(job.item_reader.source), input_type=job.item_reader.input_type,
-            workers=len(lanes), max_concurrency=sum(lanes),
+            "map_run.started",
+            map_run_arn=self.map_run_arn,
+            backend=self.executor.name,
+            source=redact(job.item_reader.source),
+            input_type=job.item_reader.input_type,
+            workers=len(lanes),
+            max_concurrency=sum(lanes),
             result_writer=redact(job.result_writer.destination) if job.result_writer else None,
         )
         self._total_bytes = size_of(job.item_reader.source)
@@ -238,8 +249,14 @@ class Coordinator:
                 counter.reader.close()
         return self._finish(stop, reader, writer, local, started, t0)
 
-    def _loop(self, reader: BlockReader, writer: ResultWriter | None, local: BatchProcessor,
-              lanes: list[int], counter: _Counter | None) -> _Stop | None:
+    def _loop(
+        self,
+        reader: BlockReader,
+        writer: ResultWriter | None,
+        local: BatchProcessor,
+        lanes: list[int],
+        counter: _Counter | None,
+    ) -> _Stop | None:
         job = self.job
         ex = self.executor
         batch_items = job.item_batcher.max_items_per_batch if job.item_batcher else 1
@@ -286,7 +303,9 @@ class Coordinator:
                 if block is None:
                     self._reader_done = True
                     break
-                size = len(block.payload) if isinstance(block.payload, bytes) else sum(map(len, block.payload))
+                size = (
+                    len(block.payload) if isinstance(block.payload, bytes) else sum(map(len, block.payload))
+                )
                 sizer.saw_block(size, block.count)
                 chunk = Chunk(next_seq, next_index, block)
                 next_seq += 1
@@ -304,13 +323,17 @@ class Coordinator:
                     stop = new_stop
                 if stop is None:
                     failed = self.counts.failed + self.counts.timed_out
-                    if exceeds_threshold(failed, total_known(), job.tolerated_failure_percentage, job.tolerated_failure_count):
+                    if exceeds_threshold(
+                        failed, total_known(), job.tolerated_failure_percentage, job.tolerated_failure_count
+                    ):
                         stop = self._threshold_stop(failed, total_known())
             if counter is not None and counter.total is None:
                 counter.step()
                 if stop is None and counter.total is not None:
                     failed = self.counts.failed + self.counts.timed_out
-                    if exceeds_threshold(failed, counter.total, job.tolerated_failure_percentage, job.tolerated_failure_count):
+                    if exceeds_threshold(
+                        failed, counter.total, job.tolerated_failure_percentage, job.tolerated_failure_count
+                    ):
                         stop = self._threshold_stop(failed, counter.total)
             now = time.monotonic()
             if now - last_progress >= 0.2:
@@ -329,7 +352,9 @@ class Coordinator:
         self.log.warning("map_run.threshold_exceeded", failed=failed, total=total, cause=cause)
         return _Stop("threshold", "States.ExceedToleratedFailureThreshold", cause)
 
-    def _handle(self, done: Completed | Crashed, writer: ResultWriter | None, local: BatchProcessor) -> _Stop | None:
+    def _handle(
+        self, done: Completed | Crashed, writer: ResultWriter | None, local: BatchProcessor
+    ) -> _Stop | None:
         if isinstance(done, Crashed):
             return self._handle_crash(done, writer, local)
         res = done.result
@@ -351,7 +376,9 @@ class Coordinator:
         self._chunks_done += 1
         self._retries = getattr(self, "_retries", 0) + res.retries
 
-    def _handle_crash(self, done: Crashed, writer: ResultWriter | None, local: BatchProcessor) -> _Stop | None:
+    def _handle_crash(
+        self, done: Crashed, writer: ResultWriter | None, local: BatchProcessor
+    ) -> _Stop | None:
         chunk = done.chunk
         self._crashes += 1
         decode = local.spec.decode
@@ -359,8 +386,14 @@ class Coordinator:
         single = chunk.block.count <= max(1, batch) if self.job.item_batcher else chunk.block.count == 1
         if self.job.item_batcher and not self.job.item_batcher.max_items_per_batch:
             single = chunk.block.count == 1
-        self.log.warning("map_run.worker_died", chunk=chunk.seq, first_index=chunk.first_index,
-                         items=chunk.block.count, reason=done.reason, crashes=chunk.crashes + 1)
+        self.log.warning(
+            "map_run.worker_died",
+            chunk=chunk.seq,
+            first_index=chunk.first_index,
+            items=chunk.block.count,
+            reason=done.reason,
+            crashes=chunk.crashes + 1,
+        )
         if not single:
             half = chunk.block.count // 2
             if batch > 1:
@@ -380,8 +413,9 @@ class Coordinator:
         return None
 
     # ------------------------------------------------------------------ end of run
-    def _write_pending(self, reader: BlockReader, writer: ResultWriter | None, local: BatchProcessor,
-                       include_rest: bool) -> None:
+    def _write_pending(
+        self, reader: BlockReader, writer: ResultWriter | None, local: BatchProcessor, include_rest: bool
+    ) -> None:
         chunks = list(self._requeue)
         self._requeue.clear()
         pending = 0
@@ -398,7 +432,9 @@ class Coordinator:
                 if remaining is not None and remaining <= 0:
                     break
                 try:
-                    block = reader.read_block(min(remaining or MAX_CHUNK_ITEMS, MAX_CHUNK_ITEMS), MAX_CHUNK_BYTES)
+                    block = reader.read_block(
+                        min(remaining or MAX_CHUNK_ITEMS, MAX_CHUNK_ITEMS), MAX_CHUNK_BYTES
+                    )
                 except ItemReaderFailed as exc:
                     self.log.warning("map_run.pending_incomplete", cause=exc.cause)
                     break
@@ -413,8 +449,15 @@ class Coordinator:
             self.counts.total = index
         self.counts.pending += pending
 
-    def _finish(self, stop: _Stop | None, reader: BlockReader, writer: ResultWriter | None,
-                local: BatchProcessor, started: str, t0: float) -> MapRunResult:
+    def _finish(
+        self,
+        stop: _Stop | None,
+        reader: BlockReader,
+        writer: ResultWriter | None,
+        local: BatchProcessor,
+        started: str,
+        t0: float,
+    ) -> MapRunResult:
         job = self.job
         if not hasattr(self, "_next_index"):
             self._next_index = self.counts.total
@@ -433,13 +476,17 @@ class Coordinator:
             error, cause = stop.error, stop.cause
         else:
             failed = self.counts.failed + self.counts.timed_out
-            if exceeds_threshold(failed, self.counts.total, job.tolerated_failure_percentage, job.tolerated_failure_count):
+            if exceeds_threshold(
+                failed, self.counts.total, job.tolerated_failure_percentage, job.tolerated_failure_count
+            ):
                 s = self._threshold_stop(failed, self.counts.total)
                 status, error, cause = "FAILED", s.error, s.cause
         manifest_uri = None
         try:
             if stop is not None and stop.kind != "writer":
-                self._write_pending(reader, writer, local, include_rest=stop.kind in ("threshold", "abort", "worker"))
+                self._write_pending(
+                    reader, writer, local, include_rest=stop.kind in ("threshold", "abort", "worker")
+                )
             if writer is not None:
                 if stop is not None and stop.kind == "writer":
                     writer.abort()
@@ -468,25 +515,49 @@ class Coordinator:
             "workerCrashes": getattr(self, "_crashes", 0),
         }
         result = MapRunResult(
-            status=status, map_run_arn=self.map_run_arn, run_id=self.run_id, item_counts=self.counts,
-            start_date=started, stop_date=iso_now(), error=error, cause=redact(cause) if cause else cause,
-            manifest=manifest_uri, backend=self.executor.name, stats=stats,
+            status=status,
+            map_run_arn=self.map_run_arn,
+            run_id=self.run_id,
+            item_counts=self.counts,
+            start_date=started,
+            stop_date=iso_now(),
+            error=error,
+            cause=redact(cause) if cause else cause,
+            manifest=manifest_uri,
+            backend=self.executor.name,
+            stats=stats,
         )
         self._report(None, self.counts.total, running=0, final=True)
-        self.log.info("map_run.finished", status=status, error=error, cause=result.cause,
-                      item_counts=self.counts.to_dict(), manifest=redact(manifest_uri) if manifest_uri else None, **stats)
+        self.log.info(
+            "map_run.finished",
+            status=status,
+            error=error,
+            cause=result.cause,
+            item_counts=self.counts.to_dict(),
+            manifest=redact(manifest_uri) if manifest_uri else None,
+            **stats,
+        )
         return result
 
     # ------------------------------------------------------------------ progress / signals
-    def _report(self, reader: BlockReader | None, total: int | None, *, running: int, final: bool = False) -> None:
+    def _report(
+        self, reader: BlockReader | None, total: int | None, *, running: int, final: bool = False
+    ) -> None:
         if self.progress is None:
             return
         c = self.counts
-        self.progress({
-            "succeeded": c.succeeded, "failed": c.failed, "timedOut": c.timed_out, "total": total,
-            "running": running, "bytesRead": reader.bytes_read if reader is not None else None,
-            "totalBytes": self._total_bytes if hasattr(self, "_total_bytes") else None, "final": final,
-        })
+        self.progress(
+            {
+                "succeeded": c.succeeded,
+                "failed": c.failed,
+                "timedOut": c.timed_out,
+                "total": total,
+                "running": running,
+                "bytesRead": reader.bytes_read if reader is not None else None,
+                "totalBytes": self._total_bytes if hasattr(self, "_total_bytes") else None,
+                "final": final,
+            }
+        )
 
     def _install_signals(self) -> Any:
         if not self.handle_signals or threading.current_thread() is not threading.main_thread():
@@ -496,8 +567,11 @@ class Coordinator:
         def on_signal(signum: int, frame: Any) -> None:
             if self._abort.is_set():
                 raise KeyboardInterrupt  # second Ctrl-C: stop now, no manifest
-            self.log.warning("map_run.aborting", signal=signal.Signals(signum).name,
-                             hint="press Ctrl-C again to stop without writing results")
+            self.log.warning(
+                "map_run.aborting",
+                signal=signal.Signals(signum).name,
+                hint="press Ctrl-C again to stop without writing results",
+            )
             self._abort.set()
 
         for sig in (signal.SIGINT, signal.SIGTERM):

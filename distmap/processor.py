@@ -32,7 +32,7 @@ from typing import Any
 import orjson
 
 from distmap.config.model import MapJob
-from distmap.errors import ItemReaderFailed, Runtime, StatesError, error_matches
+from distmap.errors import ItemReaderFailed, StatesError, error_matches
 from distmap.paths import compile_template, set_path
 from distmap.readers.base import DecodeSpec, RawBlock, decode_block
 from distmap.records import RecordEncoder, RecordIdentity
@@ -128,20 +128,27 @@ class _Execution:
 class BatchProcessor:
     """Processes chunks for one map run. Build one per worker process and reuse it."""
 
-    def __init__(self, spec: RunSpec, *, sleep: Callable[[float], Any] = time.sleep,
-                 async_sleep: Callable[[float], Any] | None = None) -> None:
+    def __init__(
+        self,
+        spec: RunSpec,
+        *,
+        sleep: Callable[[float], Any] = time.sleep,
+        async_sleep: Callable[[float], Any] | None = None,
+    ) -> None:
         self.spec = spec
         job = spec.job
         self.fn = resolve_function(job.processor.function)
         self.is_async = inspect.iscoroutinefunction(self.fn) or inspect.iscoroutinefunction(
-            getattr(self.fn, "__call__", None)
+            type(self.fn).__call__ if not inspect.isroutine(self.fn) else None
         )
         self.timeout = job.processor.timeout_seconds
         self.policy = RetryPolicy(job.processor.retry)
         self.catchers = job.processor.catch
         self.selector = compile_template(job.item_selector) if job.item_selector is not None else None
         self.batcher = job.item_batcher
-        self.encoder = RecordEncoder(spec.identity, job.result_writer.transformation if job.result_writer else "NONE")
+        self.encoder = RecordEncoder(
+            spec.identity, job.result_writer.transformation if job.result_writer else "NONE"
+        )
         self.flatten = bool(job.result_writer and job.result_writer.transformation == "FLATTEN")
         self.sleep = sleep
         self.async_sleep = async_sleep or asyncio.sleep
@@ -190,7 +197,9 @@ class BatchProcessor:
         max_n = b.max_items_per_batch or len(singles) or 1
         max_bytes = b.max_input_bytes_per_batch
         batch_input = b.batch_input
-        overhead = len(_dumps({"Items": [], "BatchInput": batch_input} if batch_input is not None else {"Items": []}))
+        overhead = len(
+            _dumps({"Items": [], "BatchInput": batch_input} if batch_input is not None else {"Items": []})
+        )
         batches: list[_Execution] = []
         cur: list[Any] = []
         cur_first = 0
@@ -241,7 +250,9 @@ class BatchProcessor:
             return res
         if self.is_async:
             self._run_async(executions)
-        elif self.lanes == 1 and (self.timeout is None or threading.current_thread() is threading.main_thread()):
+        elif self.lanes == 1 and (
+            self.timeout is None or threading.current_thread() is threading.main_thread()
+        ):
             for ex in executions:
                 if ex.outcome is None:
                     self._run_inline(ex)
@@ -315,7 +326,11 @@ class BatchProcessor:
                     out_json = dumps(out)
                 except (TypeError, orjson.JSONEncodeError) as exc:
                     ex = _Execution(index, 1, value, line.strip(), start=start, stop=stop)
-                    ex.outcome = ("fail", "States.Runtime", f"the function returned a value that is not JSON-serializable: {exc}")
+                    ex.outcome = (
+                        "fail",
+                        "States.Runtime",
+                        f"the function returned a value that is not JSON-serializable: {exc}",
+                    )
                     bad.append(self._encode_one(ex)[1])
                     n_fail += 1
                     index += 1
@@ -539,7 +554,7 @@ class BatchProcessor:
                     out = await asyncio.wait_for(self.fn(ex.input), self.timeout)
                 ex.outcome = ("ok", out)
                 return
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 error, cause = "States.Timeout", ""
             except asyncio.CancelledError:
                 raise
@@ -573,7 +588,11 @@ class BatchProcessor:
                 try:
                     out_json = _dumps(outcome[1])
                 except (TypeError, orjson.JSONEncodeError) as exc:
-                    outcome = ("fail", "States.Runtime", f"the function returned a value that is not JSON-serializable: {exc}")
+                    outcome = (
+                        "fail",
+                        "States.Runtime",
+                        f"the function returned a value that is not JSON-serializable: {exc}",
+                    )
                 else:
                     if flatten and isinstance(outcome[1], list):
                         ok.extend(_dumps(v) for v in outcome[1])

@@ -95,5 +95,12 @@ class LogProgress:
         if info.get("final") or now - self.last < self.interval:
             return
         self.last = now
-        self.log.info("map_run.progress", done=done, succeeded=info["succeeded"], failed=info["failed"],
-                      timed_out=info["timedOut"], running_chunks=info["running"], items_per_second=round(rate, 1))
+        self.log.info(
+            "map_run.progress",
+            done=done,
+            succeeded=info["succeeded"],
+            failed=info["failed"],
+            timed_out=info["timedOut"],
+            running_chunks=info["running"],
+            items_per_second=round(rate, 1),
+        )

@@ -95,7 +95,13 @@ class RecordEncoder:
 
     def succeeded_fn(self) -> Any:
         """A fast closure equivalent to ``succeeded`` for the hot loop (transformation NONE)."""
-        arn, after_input, ok_mid, ok_tail, sm_ok = self._arn, self._after_input, self._ok_mid, self._ok_tail, self._sm_ok
+        arn, after_input, ok_mid, ok_tail, sm_ok = (
+            self._arn,
+            self._after_input,
+            self._ok_mid,
+            self._ok_tail,
+            self._sm_ok,
+        )
         name_prefix = self._name_prefix
         join = b"".join
         dumps = _dumps
@@ -116,36 +122,87 @@ class RecordEncoder:
 
         def succeeded(index: int, input_json: bytes, output_json: bytes, start: float, stop: float) -> bytes:
             name = b"%s%010d" % (name_prefix, index)
-            return join((
-                arn, name, b'","Input":', dumps(input_json.decode()), after_input, name,
-                ok_mid, dumps(output_json.decode()), ok_tail, date(start), sm_ok, date(stop), b"}",
-            ))
+            return join(
+                (
+                    arn,
+                    name,
+                    b'","Input":',
+                    dumps(input_json.decode()),
+                    after_input,
+                    name,
+                    ok_mid,
+                    dumps(output_json.decode()),
+                    ok_tail,
+                    date(start),
+                    sm_ok,
+                    date(stop),
+                    b"}",
+                )
+            )
 
         return succeeded
 
-    def succeeded(self, index: int, input_json: bytes, output_json: bytes, start: float, stop: float) -> bytes:
+    def succeeded(
+        self, index: int, input_json: bytes, output_json: bytes, start: float, stop: float
+    ) -> bytes:
         """``input_json`` / ``output_json`` are the JSON texts of the input and output values."""
         if self.transformation != "NONE":
             return output_json
         name = self.name(index)
         d = self.dates
-        return b"".join((
-            self._arn, name, b'","Input":', quote(input_json.decode()), self._after_input, name,
-            self._ok_mid, quote(output_json.decode()), self._ok_tail, d(start), self._sm_ok, d(stop), b"}",
-        ))
+        return b"".join(
+            (
+                self._arn,
+                name,
+                b'","Input":',
+                quote(input_json.decode()),
+                self._after_input,
+                name,
+                self._ok_mid,
+                quote(output_json.decode()),
+                self._ok_tail,
+                d(start),
+                self._sm_ok,
+                d(stop),
+                b"}",
+            )
+        )
 
-    def failed(self, index: int, input_json: bytes, error: str, cause: str, start: float, stop: float) -> bytes:
+    def failed(
+        self, index: int, input_json: bytes, error: str, cause: str, start: float, stop: float
+    ) -> bytes:
         name = self.name(index)
         d = self.dates
-        return b"".join((
-            self._arn, name, b'","Input":', quote(input_json.decode()), self._after_input, name,
-            self._fail_mid, quote(error), b',"Cause":', quote(cause), self._fail_tail, d(start),
-            self._sm_fail, d(stop), b"}",
-        ))
+        return b"".join(
+            (
+                self._arn,
+                name,
+                b'","Input":',
+                quote(input_json.decode()),
+                self._after_input,
+                name,
+                self._fail_mid,
+                quote(error),
+                b',"Cause":',
+                quote(cause),
+                self._fail_tail,
+                d(start),
+                self._sm_fail,
+                d(stop),
+                b"}",
+            )
+        )
 
     def pending(self, index: int, input_json: bytes) -> bytes:
         name = self.name(index)
-        return b"".join((
-            self._arn, name, b'","Input":', quote(input_json.decode()), self._after_input, name,
-            b'","Status":"PENDING"}',
-        ))
+        return b"".join(
+            (
+                self._arn,
+                name,
+                b'","Input":',
+                quote(input_json.decode()),
+                self._after_input,
+                name,
+                b'","Status":"PENDING"}',
+            )
+        )

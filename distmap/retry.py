@@ -25,7 +25,9 @@ from distmap.errors import error_matches
 def _wait_strategy(r: RetrierConfig) -> tenacity.wait.wait_base:
     cap = r.max_delay_seconds if r.max_delay_seconds is not None else float("inf")
     if r.jitter_strategy == "FULL":
-        return tenacity.wait_random_exponential(multiplier=r.interval_seconds, max=cap, exp_base=r.backoff_rate)
+        return tenacity.wait_random_exponential(
+            multiplier=r.interval_seconds, max=cap, exp_base=r.backoff_rate
+        )
     return tenacity.wait_exponential(multiplier=r.interval_seconds, max=cap, exp_base=r.backoff_rate)
 
 

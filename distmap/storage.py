@@ -14,9 +14,15 @@ from typing import IO, Any
 
 _SECRET_PATTERNS = [
     (re.compile(r"(?<![A-Z0-9])(AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])"), "***AWS-KEY-ID***"),
-    (re.compile(r"(?i)(aws_secret_access_key|aws_session_token|secret|password|token)(\s*[=:]\s*)([^\s,;'\"&]+)"), r"\1\2***"),
+    (
+        re.compile(
+            r"(?i)(aws_secret_access_key|aws_session_token|secret|password|token)(\s*[=:]\s*)([^\s,;'\"&]+)"
+        ),
+        r"\1\2***",
+    ),
     (re.compile(r"(?i)(X-Amz-(?:Signature|Credential|Security-Token))=([^&\s]+)"), r"\1=***"),
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/\s:@]+):([^/\s@]+)@"), r"\1\2:***@"),
+    (re.compile(r"([^\s/:@\"']+):([^\s/@\"']+)@"), r"\1:***@"),  # user:password@host without a scheme
 ]
 
 
@@ -24,13 +30,11 @@ def redact(text: str) -> str:
     """Mask AWS key ids, secrets in ``key=value`` pairs, presigned-URL signatures and URL passwords."""
     for pattern, repl in _SECRET_PATTERNS:
         text = pattern.sub(repl, text)
-    if _secret_values():
-        for secret in _secret_values():
-            text = text.replace(secret, "***")
+    for secret in _secret_values():
+        text = text.replace(secret, "***")
     return text
 
 
-@functools.lru_cache(maxsize=1)
 def _secret_values() -> tuple[str, ...]:
     vals = [os.environ.get(k, "") for k in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")]
     return tuple(v for v in vals if len(v) >= 8)

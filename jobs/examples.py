@@ -56,7 +56,11 @@ async def async_sleep_10ms(item: Any) -> Any:
 def sum_batch(batch: dict[str, Any]) -> dict[str, Any]:
     """An ItemBatcher function: receives {"Items": [...], "BatchInput": {...}}."""
     items = batch["Items"]
-    return {"count": len(items), "total": sum(float(i.get("value", 0)) for i in items), "batch_input": batch.get("BatchInput")}
+    return {
+        "count": len(items),
+        "total": sum(float(i.get("value", 0)) for i in items),
+        "batch_input": batch.get("BatchInput"),
+    }
 
 
 def throttled(item: dict[str, Any]) -> dict[str, Any]:

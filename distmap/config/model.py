@@ -108,7 +108,9 @@ class MapJob:
     source_file: str | None = None
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, base_dir: str | None = None, source: str | None = None) -> MapJob:
+    def from_dict(
+        cls, data: Mapping[str, Any], *, base_dir: str | None = None, source: str | None = None
+    ) -> MapJob:
         """Validate an ASL-shaped mapping (the parsed job file) into a MapJob."""
         from distmap.config.parse import parse_job
 

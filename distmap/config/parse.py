@@ -11,6 +11,7 @@ import difflib
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ S3_GET_OBJECT = "arn:aws:states:::s3:getObject"
 S3_PUT_OBJECT = "arn:aws:states:::s3:putObject"
 CSV_DELIMITERS = {"COMMA": ",", "PIPE": "|", "SEMICOLON": ";", "SPACE": " ", "TAB": "\t"}
 _MAX_ASL_INT = 99_999_999
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-_]{1,254}$")
 
 
 class _Fields:
@@ -70,7 +72,11 @@ class _Fields:
         for key in self.data:
             if key not in self.seen:
                 hint = difflib.get_close_matches(str(key), sorted(self.seen), n=1)
-                extra = f"; did you mean {hint[0]!r}?" if hint else f"; known fields: {', '.join(sorted(self.seen))}"
+                extra = (
+                    f"; did you mean {hint[0]!r}?"
+                    if hint
+                    else f"; known fields: {', '.join(sorted(self.seen))}"
+                )
                 raise self.error(str(key), f"unknown field{extra}")
 
     # typed getters -------------------------------------------------------------------------
@@ -90,7 +96,9 @@ class _Fields:
             raise self.error(key, f"must be one of {', '.join(choices)}, got {_show(val)}")
         return val
 
-    def integer(self, key: str, default: int | None = None, *, minimum: int = 0, maximum: int | None = None) -> int | None:
+    def integer(
+        self, key: str, default: int | None = None, *, minimum: int = 0, maximum: int | None = None
+    ) -> int | None:
         val = self.get(key, default)
         if val is None:
             return None
@@ -104,8 +112,15 @@ class _Fields:
             raise self.error(key, f"must be <= {maximum}, got {val}")
         return val
 
-    def number(self, key: str, default: float | None = None, *, minimum: float = 0.0, maximum: float | None = None,
-               exclusive_min: bool = False) -> float | None:
+    def number(
+        self,
+        key: str,
+        default: float | None = None,
+        *,
+        minimum: float = 0.0,
+        maximum: float | None = None,
+        exclusive_min: bool = False,
+    ) -> float | None:
         val = self.get(key, default)
         if val is None:
             return None
@@ -158,7 +173,9 @@ def parse_document(text: str, source: str) -> Any:
             return json.loads(text)
         return yaml.safe_load(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError("", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", source=source) from None
+        raise ConfigError(
+            "", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", source=source
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
@@ -187,13 +204,16 @@ def apply_override(data: Any, item: str, *, source: str | None = None) -> None:
             nxt = {}
             cur[part] = nxt
         if not isinstance(nxt, dict):
-            raise ConfigError(".".join(parts), f"cannot set a field inside {part!r}: it is not an object", source=source)
+            raise ConfigError(
+                ".".join(parts), f"cannot set a field inside {part!r}: it is not an object", source=source
+            )
         cur = nxt
     cur[parts[-1]] = value
 
 
-def parse_job(data: Any, *, base_dir: str | None = None, source: str | None = None,
-              default_name: str = "distmap") -> MapJob:
+def parse_job(
+    data: Any, *, base_dir: str | None = None, source: str | None = None, default_name: str = "distmap"
+) -> MapJob:
     top = _Fields(data, "", source)
     top.get("Comment")
     state_type = top.get("Type")
@@ -244,7 +264,9 @@ def _check_name(f: _Fields, key: str, val: str) -> None:
     # Names end up in ARNs and in result paths: refuse anything that could leave the destination.
     bad = set('/\\:*?"<>|') | {"\x00"}
     if any(c in bad or ord(c) < 32 for c in val) or val in (".", "..") or len(val) > 80:
-        raise f.error(key, f"must be 1-80 characters without / \\ : * ? \" < > | or control characters, got {_show(val)}")
+        raise f.error(
+            key, f'must be 1-80 characters without / \\ : * ? " < > | or control characters, got {_show(val)}'
+        )
 
 
 def _resolve_uri(uri: str, base_dir: str | None) -> str:
@@ -262,10 +284,15 @@ def _item_reader(top: _Fields, base_dir: str | None) -> ItemReaderConfig:
     params = f.get("Parameters")
     source = f.string("Source")
     if resource is not None and resource != S3_GET_OBJECT:
-        raise f.error("Resource", f"must be {S3_GET_OBJECT} (S3 listings and manifests are not supported yet), got {_show(resource)}")
+        raise f.error(
+            "Resource",
+            f"must be {S3_GET_OBJECT} (S3 listings and manifests are not supported yet), got {_show(resource)}",
+        )
     if source is None:
         if params is None:
-            raise f.error("Source", "is required (a local path or s3://bucket/key), or give Parameters: {Bucket, Key}")
+            raise f.error(
+                "Source", "is required (a local path or s3://bucket/key), or give Parameters: {Bucket, Key}"
+            )
         pf = _Fields(params, "ItemReader.Parameters", top.source)
         bucket = pf.string("Bucket", required=True)
         key = pf.string("Key", required=True)
@@ -273,8 +300,12 @@ def _item_reader(top: _Fields, base_dir: str | None) -> ItemReaderConfig:
         source = f"s3://{bucket}/{key}"
     elif params is not None:
         raise f.error("Parameters", "give either Source or Parameters, not both")
-    if source.startswith("s3://") and len(source) <= 5:
-        raise f.error("Source", "s3:// URI needs a bucket and a key")
+    if source.startswith("s3://"):
+        bucket, _, key = source[5:].partition("/")
+        if not _BUCKET.match(bucket) or not key:
+            raise f.error(
+                "Source", "must be s3://<bucket>/<key> with a valid bucket name (no credentials in the URI)"
+            )
     rc = _Fields(f.require("ReaderConfig"), "ItemReader.ReaderConfig", top.source)
     input_type = rc.enum("InputType", ("CSV", "JSON", "JSONL"))
     if input_type is None:
@@ -295,7 +326,9 @@ def _item_reader(top: _Fields, base_dir: str | None) -> ItemReaderConfig:
     header_tuple: tuple[str, ...] = ()
     if header_loc == "GIVEN":
         if not isinstance(headers, list) or not headers or not all(isinstance(h, str) for h in headers):
-            raise rc.error("CSVHeaders", "must be a non-empty list of strings when CSVHeaderLocation is GIVEN")
+            raise rc.error(
+                "CSVHeaders", "must be a non-empty list of strings when CSVHeaderLocation is GIVEN"
+            )
         header_tuple = tuple(headers)
         dup = sorted({h for h in header_tuple if header_tuple.count(h) > 1})
         if dup:
@@ -325,7 +358,9 @@ def _item_batcher(top: _Fields) -> ItemBatcherConfig | None:
         raise top.error("ItemBatcher", "needs MaxItemsPerBatch and/or MaxInputBytesPerBatch greater than 0")
     if batch_input is not None and not isinstance(batch_input, Mapping):
         raise f.error("BatchInput", f"must be an object, got {_type_name(batch_input)}")
-    return ItemBatcherConfig(max_items_per_batch=n or 0, max_input_bytes_per_batch=b or 0, batch_input=batch_input)
+    return ItemBatcherConfig(
+        max_items_per_batch=n or 0, max_input_bytes_per_batch=b or 0, batch_input=batch_input
+    )
 
 
 def _error_equals(f: _Fields, last_in_list: bool, kind: str) -> tuple[str, ...]:
@@ -367,10 +402,14 @@ def _processor(top: _Fields) -> ProcessorConfig:
         retriers.append(
             RetrierConfig(
                 error_equals=ee,
-                interval_seconds=rf.number("IntervalSeconds", 1.0, minimum=0.0, maximum=float(_MAX_ASL_INT), exclusive_min=True),  # type: ignore[arg-type]
+                interval_seconds=rf.number(
+                    "IntervalSeconds", 1.0, minimum=0.0, maximum=float(_MAX_ASL_INT), exclusive_min=True
+                ),  # type: ignore[arg-type]
                 max_attempts=rf.integer("MaxAttempts", 3, minimum=0, maximum=_MAX_ASL_INT),  # type: ignore[arg-type]
                 backoff_rate=rf.number("BackoffRate", 2.0, minimum=1.0),  # type: ignore[arg-type]
-                max_delay_seconds=rf.number("MaxDelaySeconds", None, minimum=0.0, maximum=31_622_401.0, exclusive_min=True),
+                max_delay_seconds=rf.number(
+                    "MaxDelaySeconds", None, minimum=0.0, maximum=31_622_401.0, exclusive_min=True
+                ),
                 jitter_strategy=rf.enum("JitterStrategy", ("FULL", "NONE"), "NONE"),  # type: ignore[arg-type]
             )
         )
@@ -410,7 +449,10 @@ def _result_writer(top: _Fields, base_dir: str | None) -> ResultWriterConfig | N
         raise f.error("Resource", f"must be {S3_PUT_OBJECT}, got {_show(resource)}")
     if dest is None:
         if params is None:
-            raise f.error("Destination", "is required (a local directory or s3://bucket/prefix), or give Parameters: {Bucket, Prefix}")
+            raise f.error(
+                "Destination",
+                "is required (a local directory or s3://bucket/prefix), or give Parameters: {Bucket, Prefix}",
+            )
         pf = _Fields(params, "ResultWriter.Parameters", top.source)
         bucket = pf.string("Bucket", required=True)
         prefix = pf.get("Prefix", "")
@@ -438,8 +480,11 @@ def _result_writer(top: _Fields, base_dir: str | None) -> ResultWriterConfig | N
 def _check_destination(f: _Fields, dest: str) -> None:
     if dest.startswith("s3://"):
         bucket, _, prefix = dest[5:].partition("/")
-        if not bucket:
-            raise f.error("Destination", "s3:// destination needs a bucket name")
+        if not _BUCKET.match(bucket):
+            raise f.error(
+                "Destination",
+                "must be s3://<bucket>[/prefix] with a valid bucket name (no credentials in the URI)",
+            )
         if prefix.startswith("/") or any(seg == ".." for seg in prefix.split("/")):
             raise f.error("Destination", f"prefix must not be absolute or contain '..', got {_show(prefix)}")
     elif "://" in dest:

@@ -9,6 +9,7 @@ back. The coordinator watches both the sockets and the process sentinels: a work
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing as mp
 import os
@@ -36,7 +37,14 @@ def pack_chunk(chunk: Chunk) -> tuple[Any, tuple[bytes, ...]]:
     block = chunk.block
     if isinstance(block.payload, bytes):
         return ("chunk", chunk.seq, chunk.first_index, block.count, block.first_line, None), (block.payload,)
-    return ("chunk", chunk.seq, chunk.first_index, block.count, block.first_line, (block.payload, block.lines)), ()
+    return (
+        "chunk",
+        chunk.seq,
+        chunk.first_index,
+        block.count,
+        block.first_line,
+        (block.payload, block.lines),
+    ), ()
 
 
 def unpack_chunk(header: Any, blobs: list[bytearray]) -> Chunk:
@@ -144,7 +152,9 @@ class LocalExecutor:
         assert self.spec is not None
         parent, child = socket_pair()
         spec = replace(self.spec, lanes=self.lanes[slot])
-        proc = self.ctx.Process(target=_worker_main, args=(child, spec), name=f"distmap-worker-{slot}", daemon=True)
+        proc = self.ctx.Process(
+            target=_worker_main, args=(child, spec), name=f"distmap-worker-{slot}", daemon=True
+        )
         proc.start()
         child.close()
         return _Worker(slot, proc, parent)
@@ -209,10 +219,8 @@ class LocalExecutor:
         w.proc.join(timeout=5)
         code = w.proc.exitcode
         w.alive = False
-        try:
+        with contextlib.suppress(OSError):
             w.conn.close()
-        except OSError:
-            pass
         reason = _describe_exit(code)
         while w.inflight:
             out.append(Crashed(w.inflight.popleft(), reason))
@@ -224,19 +232,15 @@ class LocalExecutor:
             if abort:
                 w.proc.kill()
                 continue
-            try:
+            with contextlib.suppress(OSError):
                 send_msg(w.conn, _STOP)
-            except OSError:
-                pass
         for w in self.workers:
             w.proc.join(timeout=0.5 if abort else 10)
             if w.proc.is_alive():
                 w.proc.kill()
                 w.proc.join(timeout=5)
-            try:
+            with contextlib.suppress(OSError):
                 w.conn.close()
-            except OSError:
-                pass
         self.workers = []
 
 

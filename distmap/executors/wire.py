@@ -7,6 +7,7 @@ megabytes of a chunk are never pickled, buffered twice, or re-assembled.
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import socket
 import struct
@@ -15,7 +16,9 @@ from typing import Any
 _LEN = struct.Struct("!I")
 
 
-def send_msg(sock: socket.socket, header: Any, blobs: tuple[bytes | bytearray | memoryview, ...] = ()) -> None:
+def send_msg(
+    sock: socket.socket, header: Any, blobs: tuple[bytes | bytearray | memoryview, ...] = ()
+) -> None:
     head = pickle.dumps((header, [len(b) for b in blobs]), protocol=pickle.HIGHEST_PROTOCOL)
     sock.sendall(_LEN.pack(len(head)) + head)
     for blob in blobs:
@@ -45,8 +48,6 @@ def socket_pair(buffer_bytes: int = 4 << 20) -> tuple[socket.socket, socket.sock
     a, b = socket.socketpair()
     for s in (a, b):
         for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
-            try:
+            with contextlib.suppress(OSError):
                 s.setsockopt(socket.SOL_SOCKET, opt, buffer_bytes)
-            except OSError:
-                pass
     return a, b

@@ -8,6 +8,7 @@ worker that finds malformed data can name the file and line.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
@@ -88,10 +89,8 @@ class ByteSource:
             self.buf = b"".join(parts)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self.fh.close()
-        except Exception:
-            pass
 
 
 def open_reader(cfg: Any) -> BlockReader:
@@ -132,7 +131,9 @@ def split_block(spec: DecodeSpec, block: RawBlock, n: int) -> tuple[RawBlock, Ra
         lines = block.lines or [block.first_line] * len(block.payload)
         return (
             RawBlock(block.payload[:n], n, lines[0], lines[:n]),
-            RawBlock(block.payload[n:], block.count - n, lines[n] if n < len(lines) else lines[-1], lines[n:]),
+            RawBlock(
+                block.payload[n:], block.count - n, lines[n] if n < len(lines) else lines[-1], lines[n:]
+            ),
         )
     if spec.input_type == "CSV":
         from distmap.readers.csv_reader import csv_record_ends

@@ -83,8 +83,12 @@ class CsvReader:
         ends = csv_record_ends(buf, min(len(buf), MAX_HEADER_BYTES + 2), final=self.src.eof)
         if not ends:
             if not buf.strip():
-                raise ItemReaderFailed(cause=f"{self.uri} line 1: the file is empty; expected a header row (CSVHeaderLocation FIRST_ROW)")
-            raise ItemReaderFailed(cause=f"{self.uri} line 1: the header row is longer than {MAX_HEADER_BYTES} bytes")
+                raise ItemReaderFailed(
+                    cause=f"{self.uri} line 1: the file is empty; expected a header row (CSVHeaderLocation FIRST_ROW)"
+                )
+            raise ItemReaderFailed(
+                cause=f"{self.uri} line 1: the header row is longer than {MAX_HEADER_BYTES} bytes"
+            )
         end = ends[0]
         raw = buf[:end]
         self.line += raw.count(b"\n")
@@ -92,12 +96,16 @@ class CsvReader:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ItemReaderFailed(cause=f"{self.uri} line 1: header is not valid UTF-8 ({exc.reason})") from None
+            raise ItemReaderFailed(
+                cause=f"{self.uri} line 1: header is not valid UTF-8 ({exc.reason})"
+            ) from None
         rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=self.delimiter))
         header = tuple(rows[0]) if rows else ()
         dup = sorted({h for h in header if header.count(h) > 1})
         if dup:
-            raise ItemReaderFailed(cause=f"{self.uri} line 1: duplicate header names: {', '.join(repr(d) for d in dup)}")
+            raise ItemReaderFailed(
+                cause=f"{self.uri} line 1: duplicate header names: {', '.join(repr(d) for d in dup)}"
+            )
         return header
 
     def read_block(self, max_items: int, target_bytes: int) -> RawBlock | None:
@@ -138,7 +146,9 @@ class CsvReader:
         self.src.close()
 
 
-def decode_csv(payload: bytes, first_line: int, spec: DecodeSpec) -> Iterator[tuple[int, dict[str, str], None]]:
+def decode_csv(
+    payload: bytes, first_line: int, spec: DecodeSpec
+) -> Iterator[tuple[int, dict[str, str], None]]:
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -162,4 +172,6 @@ def decode_csv(payload: bytes, first_line: int, spec: DecodeSpec) -> Iterator[tu
             else:
                 yield line, dict(zip(header, row + [""] * (width - n), strict=True)), None
     except csv.Error as exc:
-        raise ItemReaderFailed(cause=f"{spec.source} line {first_line + reader.line_num - 1}: malformed CSV: {exc}") from None
+        raise ItemReaderFailed(
+            cause=f"{spec.source} line {first_line + reader.line_num - 1}: malformed CSV: {exc}"
+        ) from None

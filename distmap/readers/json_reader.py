@@ -46,7 +46,10 @@ class JsonArrayReader:
         if not buf:
             raise self._fail(self.line, "the file is empty; expected a JSON array")
         if buf[:1] != b"[":
-            raise self._fail(self.line, f"expected a JSON array at the top level, found {buf[:1].decode(errors='replace')!r}")
+            raise self._fail(
+                self.line,
+                f"expected a JSON array at the top level, found {buf[:1].decode(errors='replace')!r}",
+            )
         src.buf = buf[1:]
         self.depth = 1
 
@@ -84,12 +87,16 @@ class JsonArrayReader:
                         lines.append(self.line + buf.count(b"\n", 0, elem_start + _lead(buf, elem_start)))
                         items.append(text)
                     elif items and consumed_trailing_comma(buf, elem_start):
-                        raise self._fail(self.line + buf.count(b"\n", 0, m.start()), "trailing comma before ']'")
-                    rest = buf[m.end():]
+                        raise self._fail(
+                            self.line + buf.count(b"\n", 0, m.start()), "trailing comma before ']'"
+                        )
+                    rest = buf[m.end() :]
                     src.fill(len(buf) + 1)
-                    tail = src.buf[m.end():] if len(src.buf) > len(buf) else rest
+                    tail = src.buf[m.end() :] if len(src.buf) > len(buf) else rest
                     if tail.strip(_WS):
-                        raise self._fail(self.line + buf.count(b"\n", 0, m.end()), "unexpected data after the closing ']'")
+                        raise self._fail(
+                            self.line + buf.count(b"\n", 0, m.end()), "unexpected data after the closing ']'"
+                        )
                     self.done = True
                     consumed = len(src.buf)
                     progressed = True
@@ -98,7 +105,9 @@ class JsonArrayReader:
                 if depth == 1:
                     text = buf[elem_start : m.start()].strip(_WS)
                     if not text:
-                        raise self._fail(self.line + buf.count(b"\n", 0, m.start()), "expected a value before ','")
+                        raise self._fail(
+                            self.line + buf.count(b"\n", 0, m.start()), "expected a value before ','"
+                        )
                     lines.append(self.line + buf.count(b"\n", 0, elem_start + _lead(buf, elem_start)))
                     items.append(text)
                     size += len(text)
@@ -147,12 +156,16 @@ def _escaped_end(tok: bytes) -> bool:
     return n % 2 == 1
 
 
-def decode_json_elements(elements: list[bytes], lines: list[int], source: str) -> Iterator[tuple[int, Any, bytes]]:
+def decode_json_elements(
+    elements: list[bytes], lines: list[int], source: str
+) -> Iterator[tuple[int, Any, bytes]]:
     loads = orjson.loads
     for i, text in enumerate(elements):
         try:
             value = loads(text)
         except orjson.JSONDecodeError as exc:
             line = lines[i] if i < len(lines) else 0
-            raise ItemReaderFailed(cause=f"{source} line {line}: invalid JSON in array element: {exc}") from None
+            raise ItemReaderFailed(
+                cause=f"{source} line {line}: invalid JSON in array element: {exc}"
+            ) from None
         yield (lines[i] if i < len(lines) else 0), value, text

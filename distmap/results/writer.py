@@ -110,7 +110,11 @@ class ResultWriter:
     def __init__(self, cfg: ResultWriterConfig, run_id: str, map_run_arn: str) -> None:
         self.cfg = cfg
         self.map_run_arn = map_run_arn
-        self.store: Any = _S3Store(cfg.destination, run_id) if is_s3(cfg.destination) else _LocalStore(cfg.destination, run_id)
+        self.store: Any = (
+            _S3Store(cfg.destination, run_id)
+            if is_s3(cfg.destination)
+            else _LocalStore(cfg.destination, run_id)
+        )
         self.jsonl = cfg.output_type == "JSONL"
         self.ext = "jsonl" if self.jsonl else "json"
         self._open: dict[str, _OpenFile] = {}

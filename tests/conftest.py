@@ -1,0 +1,78 @@
+"""Shared fixtures. ``tests/`` and the repository root are importable, so item functions can be
+given as ``itemfns:name`` (tests/itemfns.py) or ``jobs.examples:name``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+for p in (str(ROOT), str(Path(__file__).resolve().parent)):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+pytest_plugins = ["fixtures_s3"]
+
+
+@pytest.fixture(name="write_jsonl")
+def _write_jsonl(tmp_path: Path):
+    """Factory: write rows as JSON Lines and return the path."""
+
+    def write(rows: list[Any], name: str = "in.jsonl") -> Path:
+        path = tmp_path / name
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return path
+
+    return write
+
+
+@pytest.fixture(name="job")
+def _job(tmp_path: Path, write_jsonl):
+    """Factory: an ASL-shaped job mapping over ``n`` rows {"id": i, ...} with a local ResultWriter."""
+
+    def make(fn: str, n: int = 100, rows: list[Any] | None = None, **extra: Any) -> dict[str, Any]:
+        data = (
+            rows if rows is not None else [{"id": i, "name": f"item-{i}", "value": i * 0.5} for i in range(n)]
+        )
+        src = write_jsonl(data)
+        job: dict[str, Any] = {
+            "ItemReader": {"Source": str(src), "ReaderConfig": {"InputType": "JSONL"}},
+            "ItemProcessor": {"Function": fn},
+            "ResultWriter": {"Destination": str(tmp_path / "out")},
+        }
+        processor_keys = {"Retry", "Catch", "TimeoutSeconds"}
+        for key, val in extra.items():
+            if key in processor_keys:
+                job["ItemProcessor"][key] = val
+            else:
+                job[key] = val
+        return job
+
+    return make
+
+
+def load_results(result) -> dict[str, list[dict[str, Any]]]:
+    """Read every result file listed in a run's manifest (local destination)."""
+    manifest = json.loads(Path(result.manifest).read_text())
+    root = Path(manifest["DestinationBucket"])
+    out: dict[str, list[dict[str, Any]]] = {}
+    for status, files in manifest["ResultFiles"].items():
+        recs: list[dict[str, Any]] = []
+        for f in files:
+            text = (root / f["Key"]).read_text()
+            assert (root / f["Key"]).stat().st_size == f["Size"]
+            if f["Key"].endswith(".jsonl"):
+                recs.extend(json.loads(line) for line in text.splitlines() if line)
+            else:
+                recs.extend(json.loads(text))
+        out[status] = recs
+    return out
+
+
+def ids(records: list[dict[str, Any]]) -> list[int]:
+    """The ``id`` of each record's input item, sorted."""
+    return sorted(json.loads(r["Input"])["id"] for r in records)

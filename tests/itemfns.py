@@ -1,0 +1,116 @@
+"""Item functions used by the tests (importable by worker processes as ``itemfns:<name>``)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from distmap import StatesError
+
+
+def echo(item: Any) -> Any:
+    return item
+
+
+def double(item: dict[str, Any]) -> dict[str, Any]:
+    return {"id": item["id"], "double": item["id"] * 2}
+
+
+def fail_if_mod(item: dict[str, Any]) -> Any:
+    """Fails items whose id is divisible by the ``mod`` field (default 10)."""
+    if item["id"] % item.get("mod", 10) == 0:
+        raise ValueError(f"bad item {item['id']}")
+    return item
+
+
+def fail_ids_below(item: dict[str, Any]) -> Any:
+    if item["id"] < item.get("limit", 0):
+        raise ValueError(f"bad item {item['id']}")
+    return item
+
+
+def always_fail(item: Any) -> Any:
+    raise RuntimeError("nope")
+
+
+def states_error(item: Any) -> Any:
+    raise StatesError("Custom.Error", "exact cause")
+
+
+class CountingFailure(Exception):
+    pass
+
+
+_calls: dict[Any, int] = {}
+
+
+def fail_first_n(item: dict[str, Any]) -> Any:
+    """Fails the first ``item['fails']`` attempts for this item (per process), then succeeds."""
+    key = item["id"]
+    _calls[key] = _calls.get(key, 0) + 1
+    if _calls[key] <= item.get("fails", 1):
+        raise CountingFailure(f"attempt {_calls[key]}")
+    return {"id": key, "attempts": _calls[key]}
+
+
+def not_json(item: Any) -> Any:
+    return {"when": object()}
+
+
+def hang_if_flagged(item: dict[str, Any]) -> Any:
+    """Sleeps far longer than any timeout for items with ``hang: true``."""
+    if item.get("hang"):
+        time.sleep(600)
+    return item
+
+
+def busy_hang_if_flagged(item: dict[str, Any]) -> Any:
+    """A pure-Python infinite loop for flagged items."""
+    if item.get("hang"):
+        while True:
+            pass
+    return item
+
+
+def sleep_ms(item: dict[str, Any]) -> Any:
+    time.sleep(item.get("ms", 10) / 1000)
+    return {"id": item["id"], "thread": threading.get_ident(), "pid": os.getpid()}
+
+
+async def async_sleep_ms(item: dict[str, Any]) -> Any:
+    await asyncio.sleep(item.get("ms", 10) / 1000)
+    if item.get("hang"):
+        await asyncio.sleep(600)
+    return {"id": item["id"], "pid": os.getpid()}
+
+
+def kill_worker_on(item: dict[str, Any]) -> Any:
+    """Kills its own worker process (SIGKILL) for items with ``kill: true``."""
+    if item.get("kill"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return item
+
+
+def exit_once(item: dict[str, Any]) -> Any:
+    """``os._exit`` the first time an item with ``exit_once`` is seen (marker file in ``dir``)."""
+    if item.get("exit_once"):
+        marker = Path(item["dir"]) / f"exited-{item['id']}"
+        if not marker.exists():
+            marker.write_text("x")
+            os._exit(7)
+    return item
+
+
+def batch_sum(batch: dict[str, Any]) -> Any:
+    return {"n": len(batch["Items"]), "ids": [i["id"] for i in batch["Items"]], "bi": batch.get("BatchInput")}
+
+
+def batch_fail_if_contains(batch: dict[str, Any]) -> Any:
+    if any(i["id"] == 13 for i in batch["Items"]):
+        raise ValueError("batch holds 13")
+    return len(batch["Items"])
