@@ -223,6 +223,10 @@ class Coordinator:
             max_concurrency=sum(lanes),
             result_writer=redact(job.result_writer.destination) if job.result_writer else None,
         )
+        if writer is None:
+            self.log.warning(
+                "map_run.no_result_writer", hint="item outputs are not kept; add ResultWriter.Destination"
+            )
         self._total_bytes = size_of(job.item_reader.source)
         counter = None
         if job.tolerated_failure_percentage not in (None, 100.0):

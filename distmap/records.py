@@ -30,28 +30,25 @@ def quote(text: str) -> bytes:
     return _dumps(text)
 
 
-class DateFormatter:
-    """ISO-8601 UTC timestamps with milliseconds, cached per millisecond (hot path)."""
+def date_formatter() -> Any:
+    """``fmt(t) -> b'"2026-11-25T10:00:00.123Z"'``: ISO-8601 UTC with milliseconds, cached per
+    millisecond and per second, since consecutive items almost always share them (hot path)."""
+    gmtime, strftime = time.gmtime, time.strftime
+    cache = [-1, b"", -1, b""]  # last ms, its text, last second, its prefix
 
-    __slots__ = ("_last_ms", "_last_s", "_prefix", "_text")
-
-    def __init__(self) -> None:
-        self._last_ms = -1
-        self._last_s = -1
-        self._prefix = b""
-        self._text = b""
-
-    def __call__(self, t: float) -> bytes:
+    def fmt(t: float) -> bytes:
         ms = int(t * 1000)
-        if ms == self._last_ms:
-            return self._text
-        s, frac = divmod(ms, 1000)
-        if s != self._last_s:
-            self._last_s = s
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s)).encode()
-        self._last_ms = ms
-        self._text = b'"%s.%03dZ"' % (self._prefix, frac)
-        return self._text
+        if ms == cache[0]:
+            return cache[1]
+        sec, frac = divmod(ms, 1000)
+        if sec != cache[2]:
+            cache[2] = sec
+            cache[3] = strftime("%Y-%m-%dT%H:%M:%S", gmtime(sec)).encode()
+        cache[0] = ms
+        cache[1] = b'"%s.%03dZ"' % (cache[3], frac)
+        return cache[1]
+
+    return fmt
 
 
 def iso_now() -> str:
@@ -75,7 +72,7 @@ class RecordEncoder:
 
     def __init__(self, ident: RecordIdentity, transformation: str = "NONE") -> None:
         self.transformation = transformation
-        self.dates = DateFormatter()
+        self.dates = date_formatter()
         self._arn = b'{"ExecutionArn":' + b'"' + ident.execution_arn_prefix.encode()
         self._name_prefix = ident.name_prefix.encode()
         sm = quote(ident.state_machine_arn)
@@ -89,12 +86,14 @@ class RecordEncoder:
         self._fail_tail = b',"RedriveCount":0,"RedriveStatus":"REDRIVABLE","StartDate":'
         self._sm_ok = b',"StateMachineArn":' + sm + b',"Status":"SUCCEEDED","StopDate":'
         self._sm_fail = b',"StateMachineArn":' + sm + b',"Status":"FAILED","StopDate":'
+        self._succeeded = self.succeeded_fn()
 
     def name(self, index: int) -> bytes:
         return b"%s%010d" % (self._name_prefix, index)
 
     def succeeded_fn(self) -> Any:
-        """A fast closure equivalent to ``succeeded`` for the hot loop (transformation NONE)."""
+        """A closure building SUCCEEDED records (transformation NONE), with everything it needs
+        bound locally: this runs once per item."""
         arn, after_input, ok_mid, ok_tail, sm_ok = (
             self._arn,
             self._after_input,
@@ -105,40 +104,14 @@ class RecordEncoder:
         name_prefix = self._name_prefix
         join = b"".join
         dumps = _dumps
-        gmtime, strftime = time.gmtime, time.strftime
-        cache = [-1, b"", -1, b""]  # last ms, its text, last second, its prefix
-
-        def date(t: float) -> bytes:
-            ms = int(t * 1000)
-            if ms == cache[0]:
-                return cache[1]
-            sec, frac = divmod(ms, 1000)
-            if sec != cache[2]:
-                cache[2] = sec
-                cache[3] = strftime("%Y-%m-%dT%H:%M:%S", gmtime(sec)).encode()
-            cache[0] = ms
-            cache[1] = b'"%s.%03dZ"' % (cache[3], frac)
-            return cache[1]
+        date = self.dates
 
         def succeeded(index: int, input_json: bytes, output_json: bytes, start: float, stop: float) -> bytes:
             name = b"%s%010d" % (name_prefix, index)
-            return join(
-                (
-                    arn,
-                    name,
-                    b'","Input":',
-                    dumps(input_json.decode()),
-                    after_input,
-                    name,
-                    ok_mid,
-                    dumps(output_json.decode()),
-                    ok_tail,
-                    date(start),
-                    sm_ok,
-                    date(stop),
-                    b"}",
-                )
-            )
+            return join((
+                arn, name, b'","Input":', dumps(input_json.decode()), after_input, name,
+                ok_mid, dumps(output_json.decode()), ok_tail, date(start), sm_ok, date(stop), b"}",
+            ))  # fmt: skip
 
         return succeeded
 
@@ -148,25 +121,7 @@ class RecordEncoder:
         """``input_json`` / ``output_json`` are the JSON texts of the input and output values."""
         if self.transformation != "NONE":
             return output_json
-        name = self.name(index)
-        d = self.dates
-        return b"".join(
-            (
-                self._arn,
-                name,
-                b'","Input":',
-                quote(input_json.decode()),
-                self._after_input,
-                name,
-                self._ok_mid,
-                quote(output_json.decode()),
-                self._ok_tail,
-                d(start),
-                self._sm_ok,
-                d(stop),
-                b"}",
-            )
-        )
+        return self._succeeded(index, input_json, output_json, start, stop)
 
     def failed(
         self, index: int, input_json: bytes, error: str, cause: str, start: float, stop: float
