@@ -22,7 +22,15 @@ def run(src: str, dst: str) -> int:
         for line in fin:
             item = loads(line)
             result = noop(item)
-            out.append(dumps({"Input": line.rstrip(b"\n").decode(), "Output": dumps(result).decode(), "Status": "SUCCEEDED"}))
+            out.append(
+                dumps(
+                    {
+                        "Input": line.rstrip(b"\n").decode(),
+                        "Output": dumps(result).decode(),
+                        "Status": "SUCCEEDED",
+                    }
+                )
+            )
             n += 1
             if len(out) >= 4096:
                 fout.write(b"\n".join(out) + b"\n")

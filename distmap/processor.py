@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import heapq
 import importlib
 import inspect
 import itertools
@@ -253,9 +254,7 @@ class BatchProcessor:
         elif self.lanes == 1 and (
             self.timeout is None or threading.current_thread() is threading.main_thread()
         ):
-            for ex in executions:
-                if ex.outcome is None:
-                    self._run_inline(ex)
+            self._run_inline(executions)
         else:
             self._run_lanes(executions)
         self._encode(executions, res)
@@ -278,8 +277,8 @@ class BatchProcessor:
         """The hot loop for the common case (JSONL, no selector/batcher/timeout, one lane).
 
         Identical results to the general path; an item that raises is handed to the general
-        retry/catch machinery. Returns False (nothing done) if the block has malformed JSON, so
-        the general path reports it with its line number.
+        retry/catch machinery (retries wait on a timer heap, not in line). Returns False (nothing
+        done) if the block has malformed JSON, so the general path reports it with its line.
         """
         payload = chunk.block.payload
         assert isinstance(payload, bytes)
@@ -288,8 +287,10 @@ class BatchProcessor:
         succeeded = self.encoder.succeeded_fn()
         ok: list[bytes] = []
         bad: list[bytes] = []
+        counts = [0, 0]  # failed, timed out
+        waiting = _RetryHeap()
+        deferred: list[_Execution] = []
         index = chunk.first_index
-        n_fail = n_timeout = 0
         try:
             for line in payload.split(b"\n"):
                 if not line or line.isspace():
@@ -301,26 +302,20 @@ class BatchProcessor:
                 except (KeyboardInterrupt, _WorkerStop):
                     raise
                 except BaseException as exc:
-                    ex = _Execution(index, 1, value, line.strip())
-                    ex.start = start
+                    ex = _Execution(index, 1, value, line.strip(), start=start)
                     error, cause = _classify(exc)
                     delay = self._after_failure(ex, error, cause)
-                    if delay is not None:
-                        if delay > 0:
-                            self.sleep(delay)
-                        self._attempts_inline(ex)
-                    ex.stop = now()
-                    enc_ok, enc_bad = self._encode_one(ex)
-                    if enc_ok is not None:
-                        ok.append(enc_ok)
+                    if delay is None:
+                        ex.stop = now()
+                        self._collect(ex, ok, bad, counts)
                     else:
-                        bad.append(enc_bad)
-                        if enc_bad.error == "States.Timeout":  # type: ignore[attr-defined]
-                            n_timeout += 1
-                        else:
-                            n_fail += 1
+                        waiting.push(ex, delay)
+                        deferred.append(ex)
                     index += 1
                     continue
+                finally:
+                    if waiting:
+                        self._run_due(waiting, block=False)
                 stop = now()
                 try:
                     out_json = dumps(out)
@@ -331,8 +326,7 @@ class BatchProcessor:
                         "States.Runtime",
                         f"the function returned a value that is not JSON-serializable: {exc}",
                     )
-                    bad.append(self._encode_one(ex)[1])
-                    n_fail += 1
+                    self._collect(ex, ok, bad, counts)
                     index += 1
                     continue
                 ok.append(succeeded(index, line.strip(), out_json, start, stop))
@@ -341,23 +335,28 @@ class BatchProcessor:
             return False
         if index - chunk.first_index != chunk.block.count:
             return False
+        self._run_due(waiting, block=True)
+        for ex in deferred:
+            self._collect(ex, ok, bad, counts)
         sep = self.spec.record_sep
         res.succeeded = sep.join(ok)
         res.failed = sep.join(bad)
         res.succeeded_records = len(ok)
         res.failed_records = len(bad)
         res.items_succeeded = len(ok)
-        res.items_failed = n_fail
-        res.items_timed_out = n_timeout
+        res.items_failed, res.items_timed_out = counts
         res.retries = self._retries
         return True
 
-    def _encode_one(self, ex: _Execution) -> tuple[bytes | None, Any]:
+    def _collect(self, ex: _Execution, ok: list[bytes], bad: list[bytes], counts: list[int]) -> None:
+        """Encode one finished execution of the fast path into ``ok`` / ``bad``."""
         tmp = ChunkResult(seq=-1)
         self._encode([ex], tmp)
         if tmp.succeeded_records:
-            return tmp.succeeded, None
-        return None, _FailedBytes(tmp.failed, ex.outcome[1] if ex.outcome else "")
+            ok.append(tmp.succeeded)
+        else:
+            bad.append(tmp.failed)
+            counts[1 if tmp.items_timed_out else 0] += 1
 
     def failed_result(self, chunk: Chunk, error: str, cause: str) -> ChunkResult:
         """FAILED records for every item of a chunk that could not be run (its worker kept dying)."""
@@ -408,39 +407,62 @@ class BatchProcessor:
         self._finish_error(ex, error, cause)
         return None
 
-    def _run_inline(self, ex: _Execution) -> None:
-        ex.start = time.time()
-        try:
-            self._attempts_inline(ex)
-        finally:
-            ex.stop = time.time()
-
-    def _attempts_inline(self, ex: _Execution) -> None:
+    def _attempt_inline(self, ex: _Execution) -> float | None:
+        """Run one attempt in this thread. Returns None when the execution is finished (its
+        outcome is set), or the delay before it should be attempted again."""
         fn = self.fn
         timeout = self.timeout
-        while True:
+        try:
+            if timeout is None:
+                ex.outcome = ("ok", fn(ex.input))
+                return None
+            prev = signal.signal(signal.SIGALRM, _raise_alarm)
+            signal.setitimer(signal.ITIMER_REAL, timeout)
             try:
-                if timeout is None:
-                    ex.outcome = ("ok", fn(ex.input))
-                    return
-                prev = signal.signal(signal.SIGALRM, _raise_alarm)
-                signal.setitimer(signal.ITIMER_REAL, timeout)
-                try:
-                    out = fn(ex.input)
-                finally:
-                    signal.setitimer(signal.ITIMER_REAL, 0)
-                    signal.signal(signal.SIGALRM, prev)
-                ex.outcome = ("ok", out)
-                return
-            except (KeyboardInterrupt, _WorkerStop):
-                raise
-            except BaseException as exc:  # the user's error, whatever it is, fails the item
-                error, cause = _classify(exc)
-            delay = self._after_failure(ex, error, cause)
+                out = fn(ex.input)
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, prev)
+            ex.outcome = ("ok", out)
+            return None
+        except (KeyboardInterrupt, _WorkerStop):
+            raise
+        except BaseException as exc:  # the user's error, whatever it is, fails the item
+            error, cause = _classify(exc)
+        return self._after_failure(ex, error, cause)
+
+    def _run_inline(self, executions: list[_Execution]) -> None:
+        """One lane in this thread. A failed attempt waiting for its retry does not block the
+        lane: it goes on a timer heap and the next items run meanwhile."""
+        waiting = _RetryHeap()
+        now = time.time
+        for ex in executions:
+            if ex.outcome is not None:
+                continue
+            ex.start = now()
+            delay = self._attempt_inline(ex)
             if delay is None:
-                return
-            if delay > 0:
-                self.sleep(delay)
+                ex.stop = now()
+            else:
+                waiting.push(ex, delay)
+            if waiting:
+                self._run_due(waiting, block=False)
+        self._run_due(waiting, block=True)
+
+    def _run_due(self, waiting: _RetryHeap, *, block: bool) -> None:
+        """Run the retries that are due; with ``block`` wait until all of them are finished."""
+        while waiting:
+            wait = waiting.wait_time()
+            if wait > 0:
+                if not block:
+                    return
+                self.sleep(wait)
+            ex = waiting.pop()
+            delay = self._attempt_inline(ex)
+            if delay is None:
+                ex.stop = time.time()
+            else:
+                waiting.push(ex, delay)
 
     # ------------------------------------------------------------------ thread lanes
     def _run_lanes(self, executions: list[_Execution]) -> None:
@@ -613,15 +635,24 @@ class BatchProcessor:
         res.failed_records = len(bad)
 
 
-class _FailedBytes(bytes):
-    """Encoded FAILED record that remembers its error name (for timed-out accounting)."""
+class _RetryHeap:
+    """Executions waiting for their next attempt, earliest first."""
 
-    error: str
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _Execution]] = []
+        self._tie = itertools.count()
 
-    def __new__(cls, data: bytes, error: str) -> _FailedBytes:
-        obj = super().__new__(cls, data)
-        obj.error = error
-        return obj
+    def __bool__(self) -> bool:
+        return bool(self._heap)
+
+    def push(self, ex: _Execution, delay: float) -> None:
+        heapq.heappush(self._heap, (time.monotonic() + delay, next(self._tie), ex))
+
+    def wait_time(self) -> float:
+        return self._heap[0][0] - time.monotonic()
+
+    def pop(self) -> _Execution:
+        return heapq.heappop(self._heap)[2]
 
 
 class _WorkerStop(BaseException):
@@ -674,8 +705,6 @@ class _LaneBoard:
         return [lane for lane in self.lanes if lane.thread is not None and lane.thread.is_alive()]
 
     def take(self) -> tuple[_Execution, float] | None:
-        import heapq
-
         with self.cond:
             while True:
                 if self.retries:
@@ -692,8 +721,6 @@ class _LaneBoard:
                     return None
 
     def push_retry(self, ex: _Execution, ready_at: float) -> None:
-        import heapq
-
         with self.cond:
             heapq.heappush(self.retries, (ready_at, next(self._tie), ex))
             self.cond.notify()

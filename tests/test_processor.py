@@ -51,7 +51,7 @@ def test_retry_schedule_uses_injected_sleep():
         ],
     )
     res = bp.process(chunk([{"id": 1, "fails": 3}]))
-    assert slept == [3, 6, 12]
+    assert slept == pytest.approx([3, 6, 12], abs=0.05)
     assert res.items_succeeded == 1 and res.retries == 3
     assert json.loads(records(res.succeeded)[0]["Output"]) == {"id": 1, "attempts": 4}
 
@@ -65,7 +65,7 @@ def test_retries_exhausted_item_fails_with_last_error():
         Retry=[{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 2, "BackoffRate": 1.5}],
     )
     res = bp.process(chunk([{"id": 2, "fails": 10}]))
-    assert slept == [1, 1.5]
+    assert slept == pytest.approx([1, 1.5], abs=0.05)
     rec = records(res.failed)[0]
     assert (rec["Error"], rec["Cause"], rec["Status"]) == ("CountingFailure", "attempt 3", "FAILED")
     assert res.items_failed == 1
@@ -135,7 +135,7 @@ def test_timeout_is_retried_when_a_retrier_matches():
         Retry=[{"ErrorEquals": ["States.Timeout"], "IntervalSeconds": 1, "MaxAttempts": 2}],
     )
     res = bp.process(chunk([{"id": 1, "hang": True}]))
-    assert slept == [1, 2] and res.items_timed_out == 1
+    assert slept == pytest.approx([1, 2], abs=0.25) and res.items_timed_out == 1
 
 
 @pytest.mark.timeout(30)
@@ -230,3 +230,16 @@ def test_record_shape_matches_aws():
     assert ok["ExecutionArn"].endswith(":" + ok["Name"]) and ok["Status"] == "SUCCEEDED"
     assert ok["StartDate"].endswith("Z") and len(ok["StartDate"]) == 24
     assert bad["Error"] == "ValueError" and bad["Cause"] == "bad item 10" and bad["Status"] == "FAILED"
+
+
+def test_waiting_retry_does_not_block_the_lane():
+    """While a failed item waits for its retry, the following items keep running (one lane)."""
+    bp = make(
+        "itemfns:fail_first_n",
+        Retry=[{"ErrorEquals": ["CountingFailure"], "IntervalSeconds": 0.3, "MaxAttempts": 1}],
+    )
+    rows = [{"id": i, "fails": 1 if i % 10 == 0 else 0} for i in range(50)]
+    t0 = time.monotonic()
+    res = bp.process(chunk(rows))
+    assert res.items_succeeded == 50 and res.retries == 5
+    assert time.monotonic() - t0 < 1.0  # five 0.3 s waits in line would take 1.5 s
