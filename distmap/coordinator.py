@@ -22,7 +22,7 @@ from typing import Any
 import structlog
 
 from distmap.config.model import MapJob
-from distmap.errors import DistmapError, ItemReaderFailed, ResultWriterFailed
+from distmap.errors import ItemReaderFailed, ResultWriterFailed
 from distmap.executors.base import Completed, Crashed, Executor, WorkerInitError
 from distmap.memory import tune_allocator
 from distmap.processor import BatchProcessor, Chunk, ChunkResult, RunSpec
@@ -386,10 +386,9 @@ class Coordinator:
         chunk = done.chunk
         self._crashes += 1
         decode = local.spec.decode
-        batch = self.job.item_batcher.max_items_per_batch if self.job.item_batcher else 1
-        single = chunk.block.count <= max(1, batch) if self.job.item_batcher else chunk.block.count == 1
-        if self.job.item_batcher and not self.job.item_batcher.max_items_per_batch:
-            single = chunk.block.count == 1
+        ib = self.job.item_batcher
+        batch = ib.max_items_per_batch if ib is not None and ib.max_items_per_batch else 1
+        single = chunk.block.count <= batch  # one execution: nothing left to bisect
         self.log.warning(
             "map_run.worker_died",
             chunk=chunk.seq,
@@ -586,7 +585,3 @@ class Coordinator:
         if previous:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-
-
-def describe_error(exc: DistmapError) -> str:
-    return redact(str(exc))
