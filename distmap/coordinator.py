@@ -168,6 +168,12 @@ class Coordinator:
         self.log = log.bind(map_run_id=self.run_id)
         self.counts = ItemCounts()
         self._abort = threading.Event()
+        self._requeue: deque[Chunk] = deque()
+        self._reader_done = False
+        self._chunks_done = 0
+        self._crashes = 0
+        self._retries = 0
+        self._total_bytes: int | None = None
 
     def request_abort(self) -> None:
         """Stop the run: no new chunks, running ones are cut short, unrun items become PENDING."""
@@ -266,15 +272,11 @@ class Coordinator:
         batch_items = job.item_batcher.max_items_per_batch if job.item_batcher else 1
         sizer = ChunkSizer(max(lanes), batch_items)
         self._sizer = sizer
-        self._requeue: deque[Chunk] = deque()
-        self._reader_done = False
         max_items = job.item_reader.max_items
         next_seq = 0
         next_index = 0
         last_progress = 0.0
         stop: _Stop | None = None
-        self._chunks_done = 0
-        self._crashes = 0
 
         def total_known() -> int | None:
             if self._reader_done:
@@ -343,7 +345,6 @@ class Coordinator:
             if now - last_progress >= 0.2:
                 last_progress = now
                 self._report(reader, total_known(), running=len(ex.outstanding()))
-        self._next_index = next_index
         return stop
 
     def _threshold_stop(self, failed: int, total: int | None) -> _Stop:
@@ -378,7 +379,7 @@ class Coordinator:
         self.counts.failed += res.items_failed
         self.counts.timed_out += res.items_timed_out
         self._chunks_done += 1
-        self._retries = getattr(self, "_retries", 0) + res.retries
+        self._retries += res.retries
 
     def _handle_crash(
         self, done: Crashed, writer: ResultWriter | None, local: BatchProcessor
@@ -428,7 +429,7 @@ class Coordinator:
                 writer.write("PENDING", data, n)
             pending += chunk.block.count
         if include_rest and not self._reader_done:
-            index = self._next_index
+            index = self.counts.total  # items read so far
             max_items = self.job.item_reader.max_items
             while True:
                 remaining = (max_items - index) if max_items else None
@@ -462,8 +463,6 @@ class Coordinator:
         t0: float,
     ) -> MapRunResult:
         job = self.job
-        if not hasattr(self, "_next_index"):
-            self._next_index = self.counts.total
         hard_stop = stop is not None and stop.kind in ("abort", "worker", "writer")
         if stop is not None and stop.kind in ("abort", "worker"):
             # in-flight chunks are cut short: written as PENDING (and counted ABORTED on abort)
@@ -513,9 +512,9 @@ class Coordinator:
         stats = {
             "seconds": round(elapsed, 3),
             "itemsPerSecond": round(done_items / elapsed, 1) if elapsed > 0 else None,
-            "chunks": self._chunks_done if hasattr(self, "_chunks_done") else 0,
-            "retries": getattr(self, "_retries", 0),
-            "workerCrashes": getattr(self, "_crashes", 0),
+            "chunks": self._chunks_done,
+            "retries": self._retries,
+            "workerCrashes": self._crashes,
         }
         result = MapRunResult(
             status=status,
@@ -557,7 +556,7 @@ class Coordinator:
                 "total": total,
                 "running": running,
                 "bytesRead": reader.bytes_read if reader is not None else None,
-                "totalBytes": self._total_bytes if hasattr(self, "_total_bytes") else None,
+                "totalBytes": self._total_bytes,
                 "final": final,
             }
         )

@@ -80,7 +80,6 @@ class ChunkResult:
     retries: int = 0
     reader_error: str | None = None
     busy_seconds: float = 0.0
-    first_index: int = 0
 
 
 class _AlarmTimeout(BaseException):
@@ -205,7 +204,6 @@ class BatchProcessor:
         cur: list[Any] = []
         cur_first = 0
         cur_bytes = overhead
-        bad: list[_Execution] = []
 
         def flush() -> None:
             nonlocal cur, cur_bytes
@@ -220,7 +218,6 @@ class BatchProcessor:
         for ex in singles:
             if ex.outcome is not None:  # ItemSelector failed for this item
                 flush()
-                bad.append(ex)
                 batches.append(ex)
                 continue
             size = len(_dumps(ex.input)) + 1 if max_bytes else 0
@@ -237,7 +234,7 @@ class BatchProcessor:
     def process(self, chunk: Chunk) -> ChunkResult:
         """Run every item of ``chunk``; never raises for item errors (they become FAILED records)."""
         t0 = time.perf_counter()
-        res = ChunkResult(seq=chunk.seq, items=chunk.block.count, first_index=chunk.first_index)
+        res = ChunkResult(seq=chunk.seq, items=chunk.block.count)
         self._retries = 0
         if self._fast_path_ok():
             fast = self._process_fast(chunk, res)
@@ -299,7 +296,7 @@ class BatchProcessor:
                 start = now()
                 try:
                     out = fn(value)
-                except (KeyboardInterrupt, _WorkerStop):
+                except KeyboardInterrupt:
                     raise
                 except BaseException as exc:
                     ex = _Execution(index, 1, value, line.strip(), start=start)
@@ -360,7 +357,7 @@ class BatchProcessor:
 
     def failed_result(self, chunk: Chunk, error: str, cause: str) -> ChunkResult:
         """FAILED records for every item of a chunk that could not be run (its worker kept dying)."""
-        res = ChunkResult(seq=chunk.seq, items=chunk.block.count, first_index=chunk.first_index)
+        res = ChunkResult(seq=chunk.seq, items=chunk.block.count)
         try:
             executions = self._executions(chunk)
         except ItemReaderFailed as exc:
@@ -425,7 +422,7 @@ class BatchProcessor:
                 signal.signal(signal.SIGALRM, prev)
             ex.outcome = ("ok", out)
             return None
-        except (KeyboardInterrupt, _WorkerStop):
+        except KeyboardInterrupt:
             raise
         except BaseException as exc:  # the user's error, whatever it is, fails the item
             error, cause = _classify(exc)
@@ -653,10 +650,6 @@ class _RetryHeap:
 
     def pop(self) -> _Execution:
         return heapq.heappop(self._heap)[2]
-
-
-class _WorkerStop(BaseException):
-    """Raised to stop a worker between items."""
 
 
 def _raise_alarm(signum: int, frame: Any) -> None:

@@ -123,41 +123,20 @@ class RecordEncoder:
             return output_json
         return self._succeeded(index, input_json, output_json, start, stop)
 
+    def _head(self, index: int, input_json: bytes) -> tuple[bytes, ...]:
+        """The pieces every record starts with: ExecutionArn, Input, InputDetails, Name."""
+        name = self.name(index)
+        return (self._arn, name, b'","Input":', quote(input_json.decode()), self._after_input, name)
+
     def failed(
         self, index: int, input_json: bytes, error: str, cause: str, start: float, stop: float
     ) -> bytes:
-        name = self.name(index)
         d = self.dates
-        return b"".join(
-            (
-                self._arn,
-                name,
-                b'","Input":',
-                quote(input_json.decode()),
-                self._after_input,
-                name,
-                self._fail_mid,
-                quote(error),
-                b',"Cause":',
-                quote(cause),
-                self._fail_tail,
-                d(start),
-                self._sm_fail,
-                d(stop),
-                b"}",
-            )
-        )
+        return b"".join((
+            *self._head(index, input_json),
+            self._fail_mid, quote(error), b',"Cause":', quote(cause), self._fail_tail,
+            d(start), self._sm_fail, d(stop), b"}",
+        ))  # fmt: skip
 
     def pending(self, index: int, input_json: bytes) -> bytes:
-        name = self.name(index)
-        return b"".join(
-            (
-                self._arn,
-                name,
-                b'","Input":',
-                quote(input_json.decode()),
-                self._after_input,
-                name,
-                b'","Status":"PENDING"}',
-            )
-        )
+        return b"".join((*self._head(index, input_json), b'","Status":"PENDING"}'))

@@ -140,7 +140,6 @@ class LocalExecutor:
         self.workers: list[_Worker] = []
         self.spec: RunSpec | None = None
         self.lanes: list[int] = []
-        self.respawns = 0
 
     # -------------------------------------------------------------- lifecycle
     def start(self, spec: RunSpec, lanes: list[int]) -> None:
@@ -165,9 +164,6 @@ class LocalExecutor:
 
     def outstanding(self) -> list[Chunk]:
         return [c for w in self.workers for c in w.inflight]
-
-    def pids(self) -> list[int]:
-        return [w.proc.pid for w in self.workers if w.alive]
 
     # -------------------------------------------------------------- work
     def submit(self, chunk: Chunk) -> None:
@@ -224,7 +220,6 @@ class LocalExecutor:
         reason = _describe_exit(code)
         while w.inflight:
             out.append(Crashed(w.inflight.popleft(), reason))
-        self.respawns += 1
         self.workers[self.workers.index(w)] = self._spawn(w.slot)
 
     def shutdown(self, *, abort: bool = False) -> None:
