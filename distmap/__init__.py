@@ -8,6 +8,7 @@ print(result.status, result.item_counts.to_dict(), result.manifest)
 from distmap.api import run
 from distmap.config import MapJob, load_job
 from distmap.errors import (
+    BackendUnavailable,
     ConfigError,
     DistmapError,
     ExceedToleratedFailureThreshold,
@@ -22,6 +23,7 @@ from distmap.run_state import ItemCounts, MapRunResult
 __version__ = "0.1.0"
 
 __all__ = [
+    "BackendUnavailable",
     "ConfigError",
     "DistmapError",
     "ExceedToleratedFailureThreshold",

@@ -11,7 +11,7 @@ from distmap.config.model import MapJob
 from distmap.config.parse import load_job, parse_job
 from distmap.coordinator import Coordinator, ProgressHook
 from distmap.errors import ConfigError
-from distmap.executors import make_executor
+from distmap.executors import BACKENDS, make_executor
 from distmap.processor import resolve_function
 from distmap.run_state import MapRunResult
 
@@ -62,13 +62,19 @@ def run(
 
     Args:
         job: a ``MapJob``, an ASL-shaped mapping, or the path of a YAML / JSON job file.
-        backend: ``"local"`` (worker processes on this machine).
+        backend: ``"local"`` (worker processes on this machine) or ``"ray"`` (actors on a Ray
+            cluster: the one already initialised in this process, else ``address`` /
+            ``RAY_ADDRESS``, else a new local cluster that is stopped when the run ends).
         overrides: ``["Field.Sub=value", ...]`` applied to a file or mapping before validation.
         run_id: the map run id (default: a new UUID); results go to ``<destination>/<run_id>/``.
         progress: called about five times a second with running counts.
+        executor_options: passed to the backend's executor: ``workers``, ``per_worker_window``
+            (local); ``address``, ``num_cpus``, ``ship``, ``runtime_env``, ``dashboard``,
+            ``startup_timeout``, ``init_options`` (ray; see ``RayExecutor``).
 
     Raises:
         ConfigError: the job is invalid (nothing was run).
+        BackendUnavailable: Ray is not installed or the cluster cannot be reached.
         ItemReaderFailed / ResultWriterFailed: the source or destination cannot be opened
             (nothing was run).
 
@@ -79,5 +85,7 @@ def run(
     if run_id is not None and (not run_id or any(c in run_id for c in "/\\:") or run_id in (".", "..")):
         raise ConfigError("run_id", f"must be a plain name without / \\ or :, got {run_id!r}")
     check_function(mj)
+    if backend not in BACKENDS:
+        raise ConfigError("backend", f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
     executor = make_executor(backend, **executor_options)
     return Coordinator(mj, executor, run_id=run_id, progress=progress, handle_signals=handle_signals).run()

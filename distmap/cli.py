@@ -1,9 +1,11 @@
 """``distmap`` command line.
 
-    distmap run CONFIG [--backend local] [--set Field=value ...] [--log-json] [--run-id ID]
+    distmap run CONFIG [--backend local|ray] [--address ADDR] [--set Field=value ...]
+                       [--log-json] [--run-id ID]
 
 Exit codes: 0 the map run SUCCEEDED; 1 it FAILED (the ASL error name is printed); 2 the job
-file or arguments are invalid, or the source / destination cannot be opened (nothing ran);
+file or arguments are invalid, the source / destination cannot be opened, or the backend
+cannot start (nothing ran);
 130 the run was ABORTED (Ctrl-C / SIGTERM).
 """
 
@@ -17,7 +19,7 @@ import sys
 import structlog
 
 from distmap import __version__
-from distmap.errors import ConfigError, StatesError
+from distmap.errors import BackendUnavailable, ConfigError, StatesError
 from distmap.executors import BACKENDS
 from distmap.logs import configure_logging
 from distmap.progress import LogProgress, TerminalProgress
@@ -35,6 +37,15 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a job file (YAML or JSON)")
     r.add_argument("config", help="path of the job file")
     r.add_argument("--backend", choices=BACKENDS, default="local", help="where items run (default: local)")
+    r.add_argument(
+        "--address",
+        help="ray backend: the cluster to join (ray://host:10001, host:6379 or auto; default: "
+        "$RAY_ADDRESS, else start a local cluster)",
+    )
+    r.add_argument(
+        "--num-cpus", type=int, help="ray backend: CPUs of a new local cluster (default: all cores)"
+    )
+    r.add_argument("--dashboard", action="store_true", help="ray backend: start the Ray dashboard too")
     r.add_argument(
         "--set",
         dest="overrides",
@@ -71,13 +82,27 @@ def _run(args: argparse.Namespace) -> int:
     progress = None
     if not args.no_progress:
         progress = TerminalProgress() if tty and not args.log_json else LogProgress()
+    options = {}
+    if args.backend == "ray":
+        options = {"address": args.address, "num_cpus": args.num_cpus, "dashboard": args.dashboard}
+    elif args.address or args.num_cpus or args.dashboard:
+        print("distmap: --address, --num-cpus and --dashboard need --backend ray", file=sys.stderr)
+        return EXIT_USAGE
     try:
         result = run(
-            args.config, backend=args.backend, overrides=args.overrides, run_id=args.run_id, progress=progress
+            args.config,
+            backend=args.backend,
+            overrides=args.overrides,
+            run_id=args.run_id,
+            progress=progress,
+            **options,
         )
     except ConfigError as exc:
         print(f"distmap: invalid job: {redact(str(exc))}", file=sys.stderr)
         log.error("map_run.invalid_config", field=exc.field, reason=exc.reason) if json_logs else None
+        return EXIT_USAGE
+    except BackendUnavailable as exc:
+        print(f"distmap: backend {args.backend} unavailable: {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except StatesError as exc:  # source or destination unusable: nothing ran
         print(f"distmap: {exc.error}: {redact(exc.cause)}", file=sys.stderr)

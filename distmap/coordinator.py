@@ -163,7 +163,7 @@ class Coordinator:
         self.run_id = run_id or str(uuid.uuid4())
         self.map_run_arn, self.identity = map_run_identity(job, self.run_id)
         self.progress = progress
-        self.cores = cores or os.cpu_count() or 1
+        self.cores = cores
         self.handle_signals = handle_signals
         self.log = log.bind(map_run_id=self.run_id)
         self.counts = ItemCounts()
@@ -172,8 +172,10 @@ class Coordinator:
         self._reader_done = False
         self._chunks_done = 0
         self._crashes = 0
+        self._lost = 0
         self._retries = 0
         self._total_bytes: int | None = None
+        self._backend_seconds = 0.0
 
     def request_abort(self) -> None:
         """Stop the run: no new chunks, running ones are cut short, unrun items become PENDING."""
@@ -207,12 +209,26 @@ class Coordinator:
 
     # ------------------------------------------------------------------ run
     def run(self) -> MapRunResult:
+        """Run the map run to its end and return the result (see ``distmap.run``)."""
+        try:
+            return self._run()
+        finally:
+            self.executor.close()
+
+    def _run(self) -> MapRunResult:
         job = self.job
         tune_allocator()  # before workers fork, so they inherit it
         started = iso_now()
-        t0 = time.perf_counter()
-        lanes = plan_lanes(job.max_concurrency, self.cores)
         reader = open_reader(job.item_reader)  # raises ItemReaderFailed before any work
+        t_connect = time.perf_counter()
+        try:
+            workers = self.executor.connect(job)
+        except BaseException:
+            reader.close()
+            raise
+        t0 = time.perf_counter()
+        self._backend_seconds = t0 - t_connect
+        lanes = plan_lanes(job.max_concurrency, self.cores or workers)
         writer: ResultWriter | None = None
         if job.result_writer is not None:
             writer = ResultWriter(job.result_writer, self.run_id, self.map_run_arn)
@@ -223,6 +239,7 @@ class Coordinator:
             "map_run.started",
             map_run_arn=self.map_run_arn,
             backend=self.executor.name,
+            **self.executor.describe(),
             source=redact(job.item_reader.source),
             input_type=job.item_reader.input_type,
             workers=len(lanes),
@@ -318,11 +335,8 @@ class Coordinator:
                 next_index += block.count
                 self.counts.total = next_index
                 ex.submit(chunk)
-            if not ex.outstanding():
-                if stop is not None or (self._reader_done and not self._requeue):
-                    break
-                if self._requeue:
-                    continue
+            if not ex.outstanding() and (stop is not None or (self._reader_done and not self._requeue)):
+                break
             for done in ex.poll(0.05):
                 new_stop = self._handle(done, writer, local)
                 if new_stop is not None and stop is None:
@@ -372,8 +386,8 @@ class Coordinator:
 
     def _record(self, res: ChunkResult, writer: ResultWriter | None) -> None:
         if writer is not None:
-            writer.write("SUCCEEDED", res.succeeded, res.succeeded_records)
-            writer.write("FAILED", res.failed, res.failed_records)
+            writer.write("SUCCEEDED", res.succeeded, res.succeeded_records, res.succeeded_ends)
+            writer.write("FAILED", res.failed, res.failed_records, res.failed_ends)
             self.counts.results_written = writer.results_written
         self.counts.succeeded += res.items_succeeded
         self.counts.failed += res.items_failed
@@ -385,6 +399,12 @@ class Coordinator:
         self, done: Crashed, writer: ResultWriter | None, local: BatchProcessor
     ) -> _Stop | None:
         chunk = done.chunk
+        if not done.blame:
+            # it was queued behind the chunk that crashed, or its node went away: just run it again
+            self._lost += 1
+            self.log.info("map_run.chunk_lost", chunk=chunk.seq, items=chunk.block.count, reason=done.reason)
+            self._requeue.append(chunk)
+            return None
         self._crashes += 1
         decode = local.spec.decode
         ib = self.job.item_batcher
@@ -424,9 +444,9 @@ class Coordinator:
         self._requeue.clear()
         pending = 0
         for chunk in chunks:
-            data, n = local.pending_records(chunk)
+            data, n, bounds = local.pending_records(chunk)
             if writer is not None:
-                writer.write("PENDING", data, n)
+                writer.write("PENDING", data, n, bounds)
             pending += chunk.block.count
         if include_rest and not self._reader_done:
             index = self.counts.total  # items read so far
@@ -446,9 +466,9 @@ class Coordinator:
                     break
                 chunk = Chunk(-1, index, block)
                 index += block.count
-                data, n = local.pending_records(chunk)
+                data, n, bounds = local.pending_records(chunk)
                 if writer is not None:
-                    writer.write("PENDING", data, n)
+                    writer.write("PENDING", data, n, bounds)
                 pending += block.count
             self.counts.total = index
         self.counts.pending += pending
@@ -515,6 +535,8 @@ class Coordinator:
             "chunks": self._chunks_done,
             "retries": self._retries,
             "workerCrashes": self._crashes,
+            "chunksRerun": self._lost,
+            "backendStartSeconds": round(self._backend_seconds, 3),
         }
         result = MapRunResult(
             status=status,

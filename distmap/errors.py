@@ -5,6 +5,7 @@ human-readable ``cause``, exactly the two strings Step Functions records::
 
     DistmapError
     ├── ConfigError                         invalid job file / arguments (before any work starts)
+    ├── BackendUnavailable                  the backend cannot start (no Ray, cluster unreachable)
     └── StatesError                         .error / .cause; raise it from an item function
         ├── TaskFailed                      "States.TaskFailed"
         ├── Timeout                         "States.Timeout"
@@ -40,6 +41,11 @@ class ConfigError(DistmapError):
         self.source = source
         where = f"{source}: " if source else ""
         super().__init__(f"{where}{field}: {reason}" if field else f"{where}{reason}")
+
+
+class BackendUnavailable(DistmapError):
+    """The chosen backend cannot be used: Ray is not installed, or the cluster cannot be reached.
+    Raised before any item is read."""
 
 
 class StatesError(DistmapError):

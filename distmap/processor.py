@@ -26,6 +26,7 @@ import itertools
 import signal
 import threading
 import time
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,6 +75,9 @@ class ChunkResult:
     failed: bytes = b""
     succeeded_records: int = 0
     failed_records: int = 0
+    succeeded_ends: bytes = b""
+    """End offset of each record in ``succeeded`` (``record_ends``)."""
+    failed_ends: bytes = b""
     items_succeeded: int = 0
     items_failed: int = 0
     items_timed_out: int = 0
@@ -335,11 +339,7 @@ class BatchProcessor:
         self._run_due(waiting, block=True)
         for ex in deferred:
             self._collect(ex, ok, bad, counts)
-        sep = self.spec.record_sep
-        res.succeeded = sep.join(ok)
-        res.failed = sep.join(bad)
-        res.succeeded_records = len(ok)
-        res.failed_records = len(bad)
+        _set_records(res, self.spec.record_sep, ok, bad)
         res.items_succeeded = len(ok)
         res.items_failed, res.items_timed_out = counts
         res.retries = self._retries
@@ -369,16 +369,18 @@ class BatchProcessor:
         self._encode(executions, res)
         return res
 
-    def pending_records(self, chunk: Chunk) -> tuple[bytes, int]:
-        """Encode PENDING records for a chunk that will not run (early stop / abort)."""
+    def pending_records(self, chunk: Chunk) -> tuple[bytes, int, bytes]:
+        """Encode PENDING records for a chunk that will not run (early stop / abort): the joined
+        records, their number and their end offsets (see ``record_ends``)."""
         try:
             executions = self._executions(chunk)
         except ItemReaderFailed:
-            return b"", 0
+            return b"", 0, b""
         recs = []
         for ex in executions:
             recs.append(self.encoder.pending(ex.index, ex.input_json or _dumps(ex.input)))
-        return self.spec.record_sep.join(recs), len(recs)
+        sep = self.spec.record_sep
+        return sep.join(recs), len(recs), record_ends(recs, len(sep))
 
     # ------------------------------------------------------------------ one attempt loop
     def _finish_error(self, ex: _Execution, error: str, cause: str) -> None:
@@ -625,11 +627,23 @@ class BatchProcessor:
                 res.items_timed_out += ex.items
             else:
                 res.items_failed += ex.items
-        sep = self.spec.record_sep
-        res.succeeded = sep.join(ok)
-        res.failed = sep.join(bad)
-        res.succeeded_records = len(ok)
-        res.failed_records = len(bad)
+        _set_records(res, self.spec.record_sep, ok, bad)
+
+
+def record_ends(records: list[bytes], sep_len: int) -> bytes:
+    """Where each record of ``sep.join(records)`` ends, plus ``sep_len`` (so: where the next one
+    starts), as native uint32s. Lets the result writer split one chunk's records over several
+    files at MaxFileBytes without parsing them."""
+    return array("I", itertools.accumulate(len(r) + sep_len for r in records)).tobytes()
+
+
+def _set_records(res: ChunkResult, sep: bytes, ok: list[bytes], bad: list[bytes]) -> None:
+    res.succeeded = sep.join(ok)
+    res.failed = sep.join(bad)
+    res.succeeded_records = len(ok)
+    res.failed_records = len(bad)
+    res.succeeded_ends = record_ends(ok, len(sep))
+    res.failed_ends = record_ends(bad, len(sep))
 
 
 class _RetryHeap:

@@ -1,5 +1,11 @@
 """Shared fixtures. ``tests/`` and the repository root are importable, so item functions can be
-given as ``itemfns:name`` (tests/itemfns.py) or ``jobs.examples:name``."""
+given as ``itemfns:name`` (tests/itemfns.py) or ``jobs.examples:name``.
+
+Backends: tests taking the ``backend`` fixture run once per backend (the contract suite). The
+Ray cluster is real (``ray.init(num_cpus=2)``, no dashboard), started once per session, and
+every test marked ``ray`` runs after all the others, so no local-backend test forks a process
+that has Ray's threads running.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +22,41 @@ for p in (str(ROOT), str(Path(__file__).resolve().parent)):
         sys.path.insert(0, p)
 
 pytest_plugins = ["fixtures_s3"]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the Ray tests last (stable sort keeps the order inside each group)."""
+    items.sort(key=lambda item: item.get_closest_marker("ray") is not None)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One real local Ray cluster for the whole session: 2 CPUs, no dashboard. The test item
+    functions (tests/itemfns.py) reach the workers the way a user's module does: uploaded with
+    the job (runtime_env py_modules)."""
+    import logging
+
+    import ray
+
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+        runtime_env={"py_modules": [str(Path(__file__).resolve().parent / "itemfns.py")]},
+    )
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(params=["local", pytest.param("ray", marks=pytest.mark.ray)])
+def backend(request) -> str:
+    """The backend name; the contract tests run once on each."""
+    if request.param == "ray":
+        request.getfixturevalue("ray_cluster")
+    return request.param
 
 
 @pytest.fixture(name="write_jsonl")

@@ -82,6 +82,13 @@ def sleep_ms(item: dict[str, Any]) -> Any:
     return {"id": item["id"], "thread": threading.get_ident(), "pid": os.getpid()}
 
 
+def sleep_span(item: dict[str, Any]) -> Any:
+    """Sleeps ``ms`` and reports when it ran (wall clock), to measure how many items overlap."""
+    start = time.time()
+    time.sleep(item.get("ms", 10) / 1000)
+    return {"id": item["id"], "start": start, "end": time.time()}
+
+
 async def async_sleep_ms(item: dict[str, Any]) -> Any:
     await asyncio.sleep(item.get("ms", 10) / 1000)
     if item.get("hang"):

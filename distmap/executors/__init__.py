@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-BACKENDS = ("local",)
+BACKENDS = ("local", "ray")
 
 
 def make_executor(backend: str, **options: Any) -> Any:
@@ -13,4 +13,8 @@ def make_executor(backend: str, **options: Any) -> Any:
         from distmap.executors.local import LocalExecutor
 
         return LocalExecutor(**options)
+    if backend == "ray":
+        from distmap.executors.ray_backend import RayExecutor
+
+        return RayExecutor(**options)
     raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")

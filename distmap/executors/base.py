@@ -4,7 +4,9 @@ The coordinator owns reading, sizing, the in-flight window, tolerance and writin
 only runs ``BatchProcessor.process(chunk)`` somewhere and reports what came back:
 
 * ``Completed(chunk, result)`` - the chunk ran (item failures are inside ``result``);
-* ``Crashed(chunk, reason)``   - the process running it died; the coordinator re-runs or bisects it.
+* ``Crashed(chunk, reason, blame)`` - the process running it died. With ``blame`` the chunk may
+  have caused it (it was running), so the coordinator bisects it to isolate a poison item; without
+  (it was only queued, or its node went away) the chunk is simply re-run.
 
 An executor must never hold more than the chunks it was given (the coordinator bounds that by
 ``capacity``), so memory stays O(window), and must not import anything heavy at module import.
@@ -15,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from distmap.config.model import MapJob
 from distmap.processor import Chunk, ChunkResult, RunSpec
 
 
@@ -28,6 +31,7 @@ class Completed:
 class Crashed:
     chunk: Chunk
     reason: str
+    blame: bool = True
 
 
 Completion = Completed | Crashed
@@ -39,6 +43,13 @@ class WorkerInitError(Exception):
 
 class Executor(Protocol):
     name: str
+
+    def connect(self, job: MapJob) -> int:
+        """Get the compute ready (start or join a cluster) and return how many worker processes it
+        can run at once; MaxConcurrency is spread over that many workers."""
+
+    def describe(self) -> dict[str, object]:
+        """A few facts for the ``map_run.started`` log event (cluster address, CPUs, ...)."""
 
     def start(self, spec: RunSpec, lanes: list[int]) -> None:
         """Start one worker per entry of ``lanes`` (items in flight inside that worker)."""
@@ -58,3 +69,6 @@ class Executor(Protocol):
 
     def shutdown(self, *, abort: bool = False) -> None:
         """Stop the workers; with ``abort`` do not wait for running chunks."""
+
+    def close(self) -> None:
+        """Release what ``connect`` acquired (for example a Ray cluster it started)."""

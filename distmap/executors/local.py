@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from multiprocessing.connection import wait
 from typing import Any
 
+from distmap.config.model import MapJob
 from distmap.executors.base import Completed, Completion, Crashed, WorkerInitError
 from distmap.executors.wire import recv_msg, send_msg, socket_pair
 from distmap.memory import tune_allocator
@@ -134,7 +135,10 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, *, per_worker_window: int = 2, start_method: str | None = None) -> None:
+    def __init__(
+        self, *, workers: int | None = None, per_worker_window: int = 2, start_method: str | None = None
+    ) -> None:
+        self.max_workers = workers or os.cpu_count() or 1
         self.per_worker_window = per_worker_window
         self.ctx = mp.get_context(start_method or default_start_method())
         self.workers: list[_Worker] = []
@@ -142,6 +146,12 @@ class LocalExecutor:
         self.lanes: list[int] = []
 
     # -------------------------------------------------------------- lifecycle
+    def connect(self, job: MapJob) -> int:
+        return self.max_workers
+
+    def describe(self) -> dict[str, object]:
+        return {"start_method": self.ctx.get_start_method()}
+
     def start(self, spec: RunSpec, lanes: list[int]) -> None:
         self.spec = spec
         self.lanes = list(lanes)
@@ -218,8 +228,10 @@ class LocalExecutor:
         with contextlib.suppress(OSError):
             w.conn.close()
         reason = _describe_exit(code)
+        blame = True  # a worker runs its chunks in order: only the first was running
         while w.inflight:
-            out.append(Crashed(w.inflight.popleft(), reason))
+            out.append(Crashed(w.inflight.popleft(), reason, blame))
+            blame = False
         self.workers[self.workers.index(w)] = self._spawn(w.slot)
 
     def shutdown(self, *, abort: bool = False) -> None:
@@ -237,6 +249,9 @@ class LocalExecutor:
             with contextlib.suppress(OSError):
                 w.conn.close()
         self.workers = []
+
+    def close(self) -> None:
+        pass
 
 
 def _describe_exit(code: int | None) -> str:

@@ -13,6 +13,7 @@ closes the files and writes no manifest. A crashed run therefore never leaves a 
 
 from __future__ import annotations
 
+import bisect
 import os
 import tempfile
 from pathlib import Path
@@ -147,36 +148,68 @@ class ResultWriter:
         except Exception as exc:
             raise self._fail(f"cannot write to {self.cfg.destination}", exc) from None
 
-    def write(self, status: str, data: bytes, records: int) -> None:
-        """Append ``records`` encoded records (joined by ``record_sep``) to the status' current file."""
+    def write(self, status: str, data: bytes, records: int, bounds: bytes = b"") -> None:
+        """Append ``records`` encoded records (joined by ``record_sep``) to the status' files.
+
+        ``bounds`` (``processor.record_ends``) lets a write be split over files so that no file
+        grows past MaxFileBytes; without it the records of one write stay together. A single
+        record larger than MaxFileBytes gets a file of its own.
+        """
         if not records:
             return
-        cur = self._open.get(status)
+        marks = memoryview(bounds).cast("I") if bounds else None
+        if marks is not None and len(marks) != records:
+            marks = None
+        limit = self.cfg.max_file_bytes
+        sep = len(self.record_sep)
+        done, offset = 0, 0
         try:
-            if cur is not None and cur.records and cur.size + len(data) + 1 > self.cfg.max_file_bytes:
+            while done < records:
+                cur = self._open.get(status)
+                framing = 1 + (1 if cur is not None and cur.records and not self.jsonl else 0)
+                size = cur.size if cur is not None else 1  # a new JSON file starts with "["
+                if size + (len(data) - offset) + framing <= limit:
+                    self._append(status, memoryview(data)[offset:], records - done)
+                    break
+                if marks is None:
+                    if cur is not None and cur.records:
+                        self._close(status)
+                    self._append(status, memoryview(data)[offset:], records - done)
+                    break
+                budget = limit - size - framing
+                k = bisect.bisect_right(marks, offset + budget + sep, lo=done)
+                if k == done:  # not even the next record fits
+                    if cur is not None and cur.records:
+                        self._close(status)
+                        continue
+                    k = done + 1
+                self._append(status, memoryview(data)[offset : marks[k - 1] - sep], k - done)
                 self._close(status)
-                cur = None
-            if cur is None:
-                key = self.store.key(f"{status}_{self._next[status]}.{self.ext}")
-                self._next[status] += 1
-                cur = _OpenFile(self.store.open_write(key), key)
-                self._open[status] = cur
-                if not self.jsonl:
-                    cur.fh.write(b"[")
-                    cur.size += 1
-            fh = cur.fh
-            if cur.records and not self.jsonl:
-                fh.write(b",")
-                cur.size += 1
-            fh.write(data)
-            cur.size += len(data)
-            if self.jsonl:
-                fh.write(b"\n")
-                cur.size += 1
+                done, offset = k, marks[k - 1]
         except ResultWriterFailed:
             raise
         except Exception as exc:
             raise self._fail(f"cannot write {status} results", exc) from None
+
+    def _append(self, status: str, data: memoryview, records: int) -> None:
+        cur = self._open.get(status)
+        if cur is None:
+            key = self.store.key(f"{status}_{self._next[status]}.{self.ext}")
+            self._next[status] += 1
+            cur = _OpenFile(self.store.open_write(key), key)
+            self._open[status] = cur
+            if not self.jsonl:
+                cur.fh.write(b"[")
+                cur.size += 1
+        fh = cur.fh
+        if cur.records and not self.jsonl:
+            fh.write(b",")
+            cur.size += 1
+        fh.write(data)
+        cur.size += len(data)
+        if self.jsonl:
+            fh.write(b"\n")
+            cur.size += 1
         cur.records += records
         if status != "PENDING":
             self.results_written += records
