@@ -44,6 +44,8 @@ log = structlog.get_logger("distmap")
 
 #: A slot whose actor dies this many times before ever becoming ready is a start-up failure.
 MAX_START_FAILURES = 3
+#: Largest object passed inline with an actor call, for a local cluster distmap starts.
+INLINE_BYTES = 16 << 20
 #: At start, how long to wait for the other actors once the first one is ready.
 START_GRACE_SECONDS = 1.0
 
@@ -200,6 +202,9 @@ class RayExecutor:
         if address is None:
             options.setdefault("num_cpus", self.num_cpus or os.cpu_count() or 1)
             options.setdefault("include_dashboard", self.dashboard)
+            # chunk payloads and results (a few MiB) travel inline with the actor calls instead of
+            # through the object store: measured ~3x less overhead per chunk on a 2-CPU machine
+            options.setdefault("_system_config", {"max_direct_call_object_size": INLINE_BYTES})
         where = address or "a new local cluster"
         if address is not None:
             _probe(address)  # ray.init retries an unreachable address for minutes
