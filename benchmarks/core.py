@@ -50,20 +50,16 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.metadata
 import json
 import multiprocessing as mp
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,13 +67,33 @@ import orjson
 import yaml
 
 from benchmarks.datagen import jsonl_path
+from benchmarks.measure import (
+    REPO,
+    SAMPLE_INTERVAL,
+    SCRATCH_ROOT,
+    TRIM_THRESHOLD,
+    BenchmarkError,
+    Run,
+    TreeRssSampler,
+    contender_env,
+    environment,
+    process_tree,
+    require,
+    run_process,
+    warm_page_cache,
+)
 
-REPO = Path(__file__).resolve().parents[1]
+__all__ = [
+    "REPO",
+    "BenchmarkError",
+    "Run",
+    "TreeRssSampler",
+    "process_tree",
+    "run_process",
+]
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-SCRATCH_ROOT = "/tmp"
 DEFAULT_ROWS, QUICK_ROWS = 1_000_000, 100_000
-SAMPLE_INTERVAL = 0.05
-TRIM_THRESHOLD = str(256 << 20)  # the trim threshold distmap itself picks
 
 RECORD_KEYS = (
     "ExecutionArn",
@@ -99,147 +115,7 @@ FLAKY_RETRY = [
 ]
 
 
-class BenchmarkError(Exception):
-    """A contender failed or its output did not verify."""
-
-
-# --------------------------------------------------------------------------- process-tree RSS
-
-
-def _proc_table() -> dict[int, tuple[int, int, int]]:
-    """``pid -> (ppid, VmRSS kB, VmHWM kB)`` for every process visible in /proc."""
-    table: dict[int, tuple[int, int, int]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/status", "rb") as fh:
-                status = fh.read()
-        except OSError:  # exited meanwhile
-            continue
-        ppid = rss = hwm = 0
-        for line in status.splitlines():
-            if line.startswith(b"PPid:"):
-                ppid = int(line.split()[1])
-            elif line.startswith(b"VmRSS:"):  # Vm* lines are absent for zombies and kernel threads
-                rss = int(line.split()[1])
-            elif line.startswith(b"VmHWM:"):
-                hwm = int(line.split()[1])
-        table[int(entry.name)] = (ppid, rss, hwm)
-    return table
-
-
-def process_tree(root: int) -> dict[int, tuple[int, int]]:
-    """``pid -> (VmRSS kB, VmHWM kB)`` of ``root`` and all its descendants."""
-    table = _proc_table()
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, _, _) in table.items():
-        children.setdefault(ppid, []).append(pid)
-    tree: dict[int, tuple[int, int]] = {}
-    stack = [root]
-    while stack:
-        pid = stack.pop()
-        if pid in table:
-            tree[pid] = table[pid][1:]
-            stack.extend(children.get(pid, ()))
-    return tree
-
-
-class TreeRssSampler:
-    """Samples the RSS of one process tree in a background thread."""
-
-    def __init__(self, root: int, interval: float = SAMPLE_INTERVAL) -> None:
-        self.root, self.interval = root, interval
-        self.peak_kb = 0
-        """The largest sum of VmRSS over the tree seen in one sample."""
-        self.hwm_kb: dict[int, int] = {}
-        """Each process's VmHWM, as last seen."""
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
-
-    def _loop(self) -> None:
-        while True:
-            tree = process_tree(self.root)
-            self.peak_kb = max(self.peak_kb, sum(rss for rss, _ in tree.values()))
-            for pid, (_, hwm) in tree.items():
-                self.hwm_kb[pid] = max(hwm, self.hwm_kb.get(pid, 0))
-            self.samples += 1
-            if self._stop.wait(self.interval):
-                return
-
-    def __enter__(self) -> TreeRssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-# --------------------------------------------------------------------------- one run
-
-
-@dataclass
-class Run:
-    """One finished subprocess."""
-
-    wall_s: float
-    peak_tree_rss_mb: float
-    max_process_hwm_mb: float
-    sum_process_hwm_mb: float
-    rss_samples: int
-    exit_code: int
-    stdout: str
-    stderr: str
-    info: dict[str, Any] = field(default_factory=dict)
-    """What the contender's check extracted (engine-reported seconds, counts...)."""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "wall_s": round(self.wall_s, 4),
-            "peak_tree_rss_mb": round(self.peak_tree_rss_mb, 1),
-            "max_process_hwm_mb": round(self.max_process_hwm_mb, 1),
-            "sum_process_hwm_mb": round(self.sum_process_hwm_mb, 1),
-            "rss_samples": self.rss_samples,
-            "exit_code": self.exit_code,
-            **self.info,
-        }
-
-
-def run_process(argv: list[str], env: dict[str, str], scratch: Path) -> Run:
-    """Run ``argv`` from the repository root, timing it and sampling its tree's RSS."""
-    out_path, err_path = scratch / "stdout.txt", scratch / "stderr.txt"
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-        try:
-            with TreeRssSampler(proc.pid) as sampler:
-                proc.wait()
-                wall = time.perf_counter() - t0
-        except BaseException:  # e.g. Ctrl-C: do not leave the contender running
-            proc.kill()
-            proc.wait()
-            raise
-    hwm = sampler.hwm_kb.values()
-    return Run(
-        wall_s=wall,
-        peak_tree_rss_mb=sampler.peak_kb / 1024,
-        max_process_hwm_mb=max(hwm, default=0) / 1024,
-        sum_process_hwm_mb=sum(hwm) / 1024,
-        rss_samples=sampler.samples,
-        exit_code=proc.returncode,
-        stdout=out_path.read_text(errors="replace"),
-        stderr=err_path.read_text(errors="replace"),
-    )
-
-
 # --------------------------------------------------------------------------- checks
-
-
-def require(ok: bool, message: str) -> None:
-    if not ok:
-        raise BenchmarkError(message)
 
 
 def first_record(path: Path) -> dict[str, Any]:
@@ -448,13 +324,6 @@ def contenders(src: Path, rows: int) -> list[Contender]:
 # --------------------------------------------------------------------------- driver
 
 
-def contender_env(mode: str) -> dict[str, str]:
-    env = dict(os.environ)
-    if mode == "trim":
-        env["MALLOC_TRIM_THRESHOLD_"] = TRIM_THRESHOLD
-    return env
-
-
 def measure(c: Contender, env: dict[str, str]) -> Run:
     scratch = Path(tempfile.mkdtemp(prefix=f"distmap-core-{c.name}-", dir=SCRATCH_ROOT))
     try:
@@ -466,53 +335,6 @@ def measure(c: Contender, env: dict[str, str]) -> Run:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         os.sync()  # no write-back of this run's output may spill into the next one
-
-
-def warm_page_cache(path: Path) -> None:
-    with open(path, "rb") as fh:
-        while fh.read(8 << 20):
-            pass
-
-
-def environment(env: dict[str, str], mode: str) -> dict[str, Any]:
-    malloc_vars = {k: v for k, v in env.items() if k.startswith("MALLOC_") and k.endswith("_")}
-    self_tuning = not malloc_vars and env.get("DISTMAP_MALLOC_TUNING", "1") != "0"
-    return {
-        "python": sys.version,
-        "python_executable": sys.executable,
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)),
-        "mem_total_mb": _mem_total_mb(),
-        "malloc_env": mode,
-        "malloc_vars": malloc_vars,
-        "distmap_allocator_tuning": "on (distmap processes call mallopt themselves)"
-        if self_tuning
-        else "off",
-        "distmap": importlib.metadata.version("distmap"),
-        "orjson": orjson.__version__,
-        "git_commit": _git_commit(),
-    }
-
-
-def _mem_total_mb() -> int | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) // 1024
-    except OSError:
-        pass
-    return None
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def summarise(runs: dict[str, list[Run]], rows: int) -> dict[str, dict[str, Any]]:

@@ -61,7 +61,8 @@ def date_formatter() -> Callable[[float], bytes]:
     return date
 
 
-def run(src: str, dst: str) -> int:
+def run(src: str, dst: str, fn: Callable[[Any], Any] = noop) -> int:
+    """Write one AWS-shaped record per line of ``src`` into the JSON array ``dst``; ``fn`` is the item function."""
     loads, dumps, now, join = orjson.loads, orjson.dumps, time.time, b"".join
     date = date_formatter()
     name_prefix = uuid.uuid4().hex[:8].encode() + b"-"
@@ -84,7 +85,7 @@ def run(src: str, dst: str) -> int:
         for line in fin:
             item = loads(line)
             start = now()
-            result = noop(item)
+            result = fn(item)
             stop = now()
             name = b"%s%010d" % (name_prefix, n)
             out.append(

@@ -38,6 +38,9 @@ log = structlog.get_logger("distmap")
 #: A single item (or ItemBatcher batch) whose worker dies this many times is marked FAILED.
 MAX_CRASHES_PER_ITEM = 3
 CRASH_ERROR = "Runtime.ExitError"
+#: A chunk lost this many times without blame (queued on a dying worker, on a lost node, result
+#: lost) is treated as a suspect from then on: bisected, and its items eventually FAILED.
+MAX_RERUNS_PER_CHUNK = 5
 
 MAX_CHUNK_ITEMS = 8192
 MAX_CHUNK_BYTES = 4 << 20
@@ -399,7 +402,8 @@ class Coordinator:
         self, done: Crashed, writer: ResultWriter | None, local: BatchProcessor
     ) -> _Stop | None:
         chunk = done.chunk
-        if not done.blame:
+        chunk.reruns += 0 if done.blame else 1
+        if not done.blame and chunk.reruns <= MAX_RERUNS_PER_CHUNK:
             # it was queued behind the chunk that crashed, or its node went away: just run it again
             self._lost += 1
             self.log.info("map_run.chunk_lost", chunk=chunk.seq, items=chunk.block.count, reason=done.reason)

@@ -65,6 +65,8 @@ class Chunk:
     first_index: int
     block: RawBlock
     crashes: int = 0
+    reruns: int = 0
+    """Times re-run after its worker was lost while it was only queued (not to blame)."""
 
 
 @dataclass(slots=True)

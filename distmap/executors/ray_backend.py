@@ -299,7 +299,9 @@ class RayExecutor:
         ray = self._ray
         try:
             node_id, error = ray.get(ref)
-        except ray.exceptions.RayActorError as exc:
+        except (ray.exceptions.RuntimeEnvSetupError, ray.exceptions.ActorUnschedulableError) as exc:
+            raise WorkerInitError(_first_lines(str(exc))) from None
+        except ray.exceptions.RayError as exc:
             if getattr(exc, "actor_init_failed", False):
                 raise WorkerInitError(_first_lines(str(exc))) from None
             slot.start_failures += 1
@@ -324,7 +326,7 @@ class RayExecutor:
         ray = self._ray
         try:
             result = ray.get(ref)
-        except ray.exceptions.RayActorError as exc:
+        except _worker_gone(ray) as exc:
             self._lose_slot(slot, _actor_death_reason(exc, slot, self._node_alive(slot.node_id)), out)
             return
         except ray.exceptions.RayTaskError as exc:  # BatchProcessor itself raised: a bug, not an item
@@ -399,6 +401,18 @@ class RayExecutor:
         if ray is not None and self._owned and ray.is_initialized():
             ray.shutdown()
         self._owned = False
+
+
+def _worker_gone(ray: Any) -> tuple[type[BaseException], ...]:
+    """Errors meaning the actor's process (or its node) is gone."""
+    e = ray.exceptions
+    return (
+        e.RayActorError,
+        e.OutOfMemoryError,
+        e.WorkerCrashedError,
+        e.NodeDiedError,
+        e.LocalRayletDiedError,
+    )
 
 
 def _probe(address: str, timeout: float = 5.0) -> None:
