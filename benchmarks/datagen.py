@@ -1,4 +1,8 @@
-"""Generate benchmark inputs: rows like {"id":0,"name":"item-0","value":0.0,"tag":"a"}."""
+"""Generate benchmark inputs: rows like {"id":0,"name":"item-0","value":0.0,"tag":"a"}.
+
+Files are cached in ``benchmarks/data/`` (git-ignored) and generated on first use, through a
+temporary file so that an interrupted run never leaves a truncated input behind.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,11 @@ DATA_DIR = Path(__file__).parent / "data"
 TAGS = ("a", "b", "c", "d")
 
 
-def jsonl_path(n: int) -> Path:
-    """Path of an n-row JSONL file, generated on first use."""
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
+def jsonl_path(n: int, create: bool = True) -> Path:
+    """Path of an n-row JSONL file, generated on first use (unless ``create`` is false)."""
     path = DATA_DIR / f"rows_{n}.jsonl"
-    if not path.exists():
+    if create and not path.exists():
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         with open(tmp, "w", buffering=1 << 20) as fh:
             for i in range(n):
@@ -22,14 +26,23 @@ def jsonl_path(n: int) -> Path:
     return path
 
 
-def csv_path(n: int) -> Path:
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
+def csv_path(n: int, create: bool = True) -> Path:
+    """Path of the same n rows as CSV with a header row, generated on first use (unless ``create``
+    is false)."""
     path = DATA_DIR / f"rows_{n}.csv"
-    if not path.exists():
-        tmp = path.with_suffix(".tmp")
+    if create and not path.exists():
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".csvtmp")
         with open(tmp, "w", buffering=1 << 20) as fh:
             fh.write("id,name,value,tag\n")
             for i in range(n):
                 fh.write(f"{i},item-{i},{i * 0.5},{TAGS[i % 4]}\n")
         os.replace(tmp, path)
     return path
+
+
+def ensure(path: Path) -> Path:
+    """Generate ``path`` (a ``rows_<n>.jsonl`` / ``rows_<n>.csv`` path from this module) if missing."""
+    stem, suffix = path.stem, path.suffix
+    n = int(stem.removeprefix("rows_"))
+    return jsonl_path(n) if suffix == ".jsonl" else csv_path(n)

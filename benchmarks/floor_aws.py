@@ -62,7 +62,8 @@ def date_formatter() -> Callable[[float], bytes]:
 
 
 def run(src: str, dst: str, fn: Callable[[Any], Any] = noop) -> int:
-    """Write one AWS-shaped record per line of ``src`` into the JSON array ``dst``; ``fn`` is the item function."""
+    """Write one AWS-shaped record per line of ``src`` into the JSON array ``dst``; ``fn`` is the
+    item function."""
     loads, dumps, now, join = orjson.loads, orjson.dumps, time.time, b"".join
     date = date_formatter()
     name_prefix = uuid.uuid4().hex[:8].encode() + b"-"

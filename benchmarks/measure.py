@@ -219,13 +219,15 @@ def children_of_self() -> set[int]:
     return {pid for pid, (ppid, _, _) in _proc_table().items() if ppid == me}
 
 
-def reap_adopted(known: set[int], grace: float = 2.0) -> list[int]:
+def reap_adopted(known: set[int], grace: float = 2.0) -> list[str]:
     """End the children of this process that are not in ``known``: descendants of a finished
     contender that outlived it and were adopted (see :func:`become_subreaper`).
 
-    SIGTERM, then SIGKILL after ``grace`` seconds; each is then waited for by pid. Returns the pids.
+    SIGTERM, then SIGKILL after ``grace`` seconds; each is then waited for by pid. Returns
+    ``"<pid> (<command name>)"`` for each.
     """
     adopted = sorted(children_of_self() - known)
+    names = [f"{pid} ({_comm(pid)})" for pid in adopted]
     for pid in adopted:
         _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
@@ -236,7 +238,14 @@ def reap_adopted(known: set[int], grace: float = 2.0) -> list[int]:
             _signal(pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
-    return adopted
+    return names
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "?"
 
 
 def _signal(pid: int, sig: int) -> None:

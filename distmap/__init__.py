@@ -5,8 +5,8 @@ result = distmap.run("configs/quickstart.yaml")
 print(result.status, result.item_counts.to_dict(), result.manifest)
 """
 
-from distmap.api import run
-from distmap.config import MapJob, load_job
+from typing import TYPE_CHECKING, Any
+
 from distmap.errors import (
     BackendUnavailable,
     ConfigError,
@@ -18,9 +18,44 @@ from distmap.errors import (
     TaskFailed,
     Timeout,
 )
-from distmap.run_state import ItemCounts, MapRunResult
+
+if TYPE_CHECKING:
+    from distmap.api import run
+    from distmap.config import MapJob, load_job
+    from distmap.run_state import ItemCounts, MapRunResult
+
+# Imported on first use, so a worker process that only needs the batch executor (a Ray actor
+# unpickling distmap.executors.ray_backend.ChunkWorker) does not pay for the coordinator, the
+# readers and the config parser: about 0.15 s less per worker start.
+_LAZY = {
+    "run": "distmap.api",
+    "MapJob": "distmap.config",
+    "load_job": "distmap.config",
+    "ItemCounts": "distmap.run_state",
+    "MapRunResult": "distmap.run_state",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'distmap' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __version__ = "0.1.0"
+
+
+def execute(definition, input=None, **kwargs):
+    """Run a whole Step Functions state machine; see ``distmap.asl.execution.execute``."""
+    from distmap.asl.execution import execute as _execute
+
+    return _execute(definition, input, **kwargs)
+
 
 __all__ = [
     "BackendUnavailable",
@@ -36,6 +71,7 @@ __all__ = [
     "TaskFailed",
     "Timeout",
     "__version__",
+    "execute",
     "load_job",
     "run",
 ]

@@ -2,11 +2,14 @@
 
     distmap run CONFIG [--backend local|ray] [--address ADDR] [--set Field=value ...]
                        [--log-json] [--run-id ID]
+    distmap execute DEFINITION [--input JSON|@file] [--resources FILE] [--backend local|ray]
 
-Exit codes: 0 the map run SUCCEEDED; 1 it FAILED (the ASL error name is printed); 2 the job
-file or arguments are invalid, the source / destination cannot be opened, or the backend
-cannot start (nothing ran);
-130 the run was ABORTED (Ctrl-C / SIGTERM).
+``run`` exit codes: 0 the map run SUCCEEDED; 1 it FAILED (the ASL error name is printed); 2 the
+job file or arguments are invalid, the source / destination cannot be opened, or the backend
+cannot start (nothing ran); 130 the run was ABORTED (Ctrl-C / SIGTERM).
+
+``execute`` prints the StartSyncExecution-shaped response and exits 0 whatever the execution's
+status; 2 when it cannot start (bad definition, unmapped resources, backend unavailable).
 """
 
 from __future__ import annotations
@@ -58,6 +61,16 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--log-json", action="store_true", help="JSON log lines on stderr even on a terminal")
     r.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     r.add_argument("--no-progress", action="store_true", help="no live progress bar")
+    e = sub.add_parser("execute", help="run a whole Step Functions state machine (ASL definition)")
+    e.add_argument("definition", help="the state machine definition (JSON or YAML file)")
+    e.add_argument("--input", default="{}", help="the execution input: JSON text, or @file (default {})")
+    e.add_argument("--resources", help="YAML/JSON file mapping Task Resource strings to module:function")
+    e.add_argument("--backend", choices=BACKENDS, default="local", help="where DISTRIBUTED Map items run")
+    e.add_argument("--address", help="ray backend: the cluster to join")
+    e.add_argument("--name", help="execution name (default: a UUID)")
+    e.add_argument("--state-machine-name", help="name used in ARNs (default: the definition file name)")
+    e.add_argument("--log-json", action="store_true", help="JSON log lines on stderr even on a terminal")
+    e.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     return p
 
 
@@ -65,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
         return _run(args)
+    if args.command == "execute":
+        return _execute(args)
     return EXIT_USAGE  # pragma: no cover
 
 
@@ -112,6 +127,46 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"distmap: map run {result.status}: {result.error}: {result.cause}", file=sys.stderr)
     return EXIT_ABORTED if result.status == "ABORTED" else EXIT_FAILED
+
+
+def _execute(args: argparse.Namespace) -> int:
+    """Exit 0 whatever the execution's status; 2 when it could not start."""
+    from distmap.asl.execution import execute
+
+    configure_logging(json=args.log_json or not sys.stderr.isatty(), level=args.log_level)
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        raw = args.input
+        if raw.startswith("@"):
+            with open(raw[1:], encoding="utf-8") as fh:
+                raw = fh.read()
+        data = json.loads(raw)
+    except OSError as exc:
+        print(f"distmap: --input: cannot read {args.input[1:]}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except json.JSONDecodeError as exc:
+        print(f"distmap: --input is not valid JSON: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    options = {"address": args.address} if args.backend == "ray" and args.address else {}
+    try:
+        response = execute(
+            args.definition,
+            data,
+            resources=args.resources,
+            backend=args.backend,
+            name=args.name,
+            state_machine_name=args.state_machine_name,
+            **options,
+        )
+    except ConfigError as exc:
+        print(f"distmap: invalid definition: {redact(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    except BackendUnavailable as exc:
+        print(f"distmap: backend {args.backend} unavailable: {redact(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    print(json.dumps(response, indent=2))
+    return EXIT_OK
 
 
 def _lvl(name: str) -> int:

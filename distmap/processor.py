@@ -17,7 +17,6 @@ Concurrency inside one worker (``lanes``, from MaxConcurrency):
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import heapq
 import importlib
@@ -98,7 +97,7 @@ def _classify(exc: BaseException) -> tuple[str, str]:
         return "States.Timeout", ""
     if isinstance(exc, StatesError):
         return exc.error, exc.cause
-    if isinstance(exc, asyncio.TimeoutError | TimeoutError) and not str(exc):
+    if isinstance(exc, TimeoutError) and not str(exc):  # asyncio.TimeoutError is TimeoutError
         return type(exc).__name__, "timed out"
     return type(exc).__name__, str(exc)
 
@@ -157,9 +156,9 @@ class BatchProcessor:
         )
         self.flatten = bool(job.result_writer and job.result_writer.transformation == "FLATTEN")
         self.sleep = sleep
-        self.async_sleep = async_sleep or asyncio.sleep
+        self.async_sleep = async_sleep  # asyncio.sleep when None (asyncio is imported only if needed)
         self.lanes = max(1, spec.lanes)
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop: Any = None
         self._retries = 0
         self._lock = threading.Lock()
 
@@ -273,7 +272,7 @@ class BatchProcessor:
             and not self.is_async
             and self.lanes == 1
             and self.timeout is None
-            and self.encoder.transformation == "NONE"
+            and self.encoder.transformation in ("NONE", "COMPACT")
         )
 
     def _process_fast(self, chunk: Chunk, res: ChunkResult) -> bool:
@@ -287,7 +286,10 @@ class BatchProcessor:
         assert isinstance(payload, bytes)
         loads, dumps, now = orjson.loads, _dumps, time.time
         fn = self.fn
-        succeeded = self.encoder.succeeded_fn()
+        if self.encoder.transformation == "COMPACT":
+            succeeded = _compact_record  # SUCCEEDED files hold just the outputs
+        else:
+            succeeded = self.encoder.succeeded_fn()
         ok: list[bytes] = []
         bad: list[bytes] = []
         counts = [0, 0]  # failed, timed out
@@ -549,6 +551,8 @@ class BatchProcessor:
     # ------------------------------------------------------------------ asyncio
     def _run_async(self, executions: list[_Execution]) -> None:
         if self._loop is None:
+            import asyncio
+
             self._loop = asyncio.new_event_loop()
         self._loop.run_until_complete(self._async_all(executions))
 
@@ -558,6 +562,8 @@ class BatchProcessor:
         async def lane() -> None:
             for ex in todo:
                 await self._async_one(ex)
+
+        import asyncio
 
         await asyncio.gather(*(lane() for _ in range(self.lanes)))
 
@@ -569,6 +575,9 @@ class BatchProcessor:
             ex.stop = time.time()
 
     async def _async_attempts(self, ex: _Execution) -> None:
+        import asyncio
+
+        sleep = self.async_sleep or asyncio.sleep
         while True:
             try:
                 if self.timeout is None:
@@ -587,7 +596,7 @@ class BatchProcessor:
             if delay is None:
                 return
             if delay > 0:
-                res = self.async_sleep(delay)
+                res = sleep(delay)
                 if inspect.isawaitable(res):
                     await res
 
@@ -630,6 +639,10 @@ class BatchProcessor:
             else:
                 res.items_failed += ex.items
         _set_records(res, self.spec.record_sep, ok, bad)
+
+
+def _compact_record(index: int, input_json: bytes, output_json: bytes, start: float, stop: float) -> bytes:
+    return output_json
 
 
 def record_ends(records: list[bytes], sep_len: int) -> bytes:

@@ -1,1 +1,2 @@
-"""Peer contenders: each is ``python -m benchmarks.peers.<name> INPUT OUTPUT ...`` and prints one JSON line."""
+"""Peer contenders: each runs as ``python -m benchmarks.peers.<name> INPUT OUTPUT ...`` and prints
+one JSON line."""

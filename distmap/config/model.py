@@ -63,6 +63,8 @@ class CatcherConfig:
 
     error_equals: tuple[str, ...]
     result_path: str | None = "$"
+    next: str | None = None
+    """The state to go to (ASL state machines; unused by Map jobs)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,7 @@ _MAX_ASL_INT = 99_999_999
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-_]{1,254}$")
 
 
-class _Fields:
+class Fields:
     """Reads one mapping, tracking which keys were consumed, so leftovers become errors."""
 
     def __init__(self, data: Any, path: str, source: str | None) -> None:
@@ -214,7 +214,7 @@ def apply_override(data: Any, item: str, *, source: str | None = None) -> None:
 def parse_job(
     data: Any, *, base_dir: str | None = None, source: str | None = None, default_name: str = "distmap"
 ) -> MapJob:
-    top = _Fields(data, "", source)
+    top = Fields(data, "", source)
     top.get("Comment")
     state_type = top.get("Type")
     if state_type not in (None, "Map"):
@@ -260,7 +260,7 @@ def parse_job(
     )
 
 
-def _check_name(f: _Fields, key: str, val: str) -> None:
+def _check_name(f: Fields, key: str, val: str) -> None:
     # Names end up in ARNs and in result paths: refuse anything that could leave the destination.
     bad = set('/\\:*?"<>|') | {"\x00"}
     if any(c in bad or ord(c) < 32 for c in val) or val in (".", "..") or len(val) > 80:
@@ -278,8 +278,8 @@ def _resolve_uri(uri: str, base_dir: str | None) -> str:
     return os.path.normpath(p)
 
 
-def _item_reader(top: _Fields, base_dir: str | None) -> ItemReaderConfig:
-    f = _Fields(top.require("ItemReader"), "ItemReader", top.source)
+def _item_reader(top: Fields, base_dir: str | None) -> ItemReaderConfig:
+    f = Fields(top.require("ItemReader"), "ItemReader", top.source)
     resource = f.string("Resource")
     params = f.get("Parameters")
     source = f.string("Source")
@@ -293,7 +293,7 @@ def _item_reader(top: _Fields, base_dir: str | None) -> ItemReaderConfig:
             raise f.error(
                 "Source", "is required (a local path or s3://bucket/key), or give Parameters: {Bucket, Key}"
             )
-        pf = _Fields(params, "ItemReader.Parameters", top.source)
+        pf = Fields(params, "ItemReader.Parameters", top.source)
         bucket = pf.string("Bucket", required=True)
         key = pf.string("Key", required=True)
         pf.finish()
@@ -306,7 +306,7 @@ def _item_reader(top: _Fields, base_dir: str | None) -> ItemReaderConfig:
             raise f.error(
                 "Source", "must be s3://<bucket>/<key> with a valid bucket name (no credentials in the URI)"
             )
-    rc = _Fields(f.require("ReaderConfig"), "ItemReader.ReaderConfig", top.source)
+    rc = Fields(f.require("ReaderConfig"), "ItemReader.ReaderConfig", top.source)
     input_type = rc.enum("InputType", ("CSV", "JSON", "JSONL"))
     if input_type is None:
         raise rc.error("InputType", "is required (CSV, JSON or JSONL)")
@@ -345,11 +345,11 @@ def _item_reader(top: _Fields, base_dir: str | None) -> ItemReaderConfig:
     )
 
 
-def _item_batcher(top: _Fields) -> ItemBatcherConfig | None:
+def _item_batcher(top: Fields) -> ItemBatcherConfig | None:
     raw = top.get("ItemBatcher")
     if raw is None:
         return None
-    f = _Fields(raw, "ItemBatcher", top.source)
+    f = Fields(raw, "ItemBatcher", top.source)
     n = f.integer("MaxItemsPerBatch", 0, minimum=0, maximum=100_000_000)
     b = f.integer("MaxInputBytesPerBatch", 0, minimum=0, maximum=256 * 1024)
     batch_input = f.get("BatchInput")
@@ -363,7 +363,7 @@ def _item_batcher(top: _Fields) -> ItemBatcherConfig | None:
     )
 
 
-def _error_equals(f: _Fields, last_in_list: bool, kind: str) -> tuple[str, ...]:
+def _error_equals(f: Fields, last_in_list: bool, kind: str) -> tuple[str, ...]:
     ee = f.require("ErrorEquals")
     if not isinstance(ee, list) or not ee or not all(isinstance(e, str) and e for e in ee):
         raise f.error("ErrorEquals", "must be a non-empty list of error names")
@@ -375,9 +375,9 @@ def _error_equals(f: _Fields, last_in_list: bool, kind: str) -> tuple[str, ...]:
     return tuple(ee)
 
 
-def _processor(top: _Fields) -> ProcessorConfig:
+def _processor(top: Fields) -> ProcessorConfig:
     key = "ItemProcessor" if top.has("ItemProcessor") or not top.has("Iterator") else "Iterator"
-    f = _Fields(top.require(key), key, top.source)
+    f = Fields(top.require(key), key, top.source)
     fn = f.get("Function")
     if fn is None:
         raise f.error("Function", "is required: a Python callable as module:function")
@@ -388,16 +388,20 @@ def _processor(top: _Fields) -> ProcessorConfig:
     elif not callable(fn):
         raise f.error("Function", f"must be module:function or a callable, got {_show(fn)}")
     timeout = f.number("TimeoutSeconds", None, minimum=0.0, maximum=float(_MAX_ASL_INT), exclusive_min=True)
-    retry_raw = f.get("Retry", [])
-    catch_raw = f.get("Catch", [])
+    retriers = parse_retriers(f)
+    catchers = parse_catchers(f, allow_next=True)
     f.finish()
+    return ProcessorConfig(function=fn, timeout_seconds=timeout, retry=retriers, catch=catchers)
+
+
+def parse_retriers(f: Fields) -> tuple[RetrierConfig, ...]:
+    """The ``Retry`` list of a state (or of ItemProcessor), validated as ASL."""
+    retry_raw = f.get("Retry", [])
     if not isinstance(retry_raw, list):
         raise f.error("Retry", f"must be a list of retriers, got {_type_name(retry_raw)}")
-    if not isinstance(catch_raw, list):
-        raise f.error("Catch", f"must be a list of catchers, got {_type_name(catch_raw)}")
     retriers = []
     for i, r in enumerate(retry_raw):
-        rf = _Fields(r, f"{key}.Retry[{i}]", top.source)
+        rf = Fields(r, f.sub(f"Retry[{i}]"), f.source)
         ee = _error_equals(rf, i == len(retry_raw) - 1, "retrier")
         retriers.append(
             RetrierConfig(
@@ -415,9 +419,17 @@ def _processor(top: _Fields) -> ProcessorConfig:
         )
         rf.get("Comment")
         rf.finish()
+    return tuple(retriers)
+
+
+def parse_catchers(f: Fields, *, allow_next: bool) -> tuple[CatcherConfig, ...]:
+    """The ``Catch`` list; with ``allow_next`` each catcher's ``Next`` is accepted (and kept)."""
+    catch_raw = f.get("Catch", [])
+    if not isinstance(catch_raw, list):
+        raise f.error("Catch", f"must be a list of catchers, got {_type_name(catch_raw)}")
     catchers = []
     for i, c in enumerate(catch_raw):
-        cf = _Fields(c, f"{key}.Catch[{i}]", top.source)
+        cf = Fields(c, f.sub(f"Catch[{i}]"), f.source)
         ee = _error_equals(cf, i == len(catch_raw) - 1, "catcher")
         result_path = cf.get("ResultPath", "$")
         if result_path is not None:
@@ -427,18 +439,18 @@ def _processor(top: _Fields) -> ProcessorConfig:
                     raise PathSyntaxError("must be a path into the item ($...) without array indexes")
             except PathSyntaxError as exc:
                 raise cf.error("ResultPath", str(exc)) from None
-        cf.get("Next")
+        nxt = cf.string("Next") if allow_next else None
         cf.get("Comment")
         cf.finish()
-        catchers.append(CatcherConfig(error_equals=ee, result_path=result_path))
-    return ProcessorConfig(function=fn, timeout_seconds=timeout, retry=tuple(retriers), catch=tuple(catchers))
+        catchers.append(CatcherConfig(error_equals=ee, result_path=result_path, next=nxt))
+    return tuple(catchers)
 
 
-def _result_writer(top: _Fields, base_dir: str | None) -> ResultWriterConfig | None:
+def _result_writer(top: Fields, base_dir: str | None) -> ResultWriterConfig | None:
     raw = top.get("ResultWriter")
     if raw is None:
         return None
-    f = _Fields(raw, "ResultWriter", top.source)
+    f = Fields(raw, "ResultWriter", top.source)
     dest = f.string("Destination")
     resource = f.string("Resource")
     params = f.get("Parameters")
@@ -453,7 +465,7 @@ def _result_writer(top: _Fields, base_dir: str | None) -> ResultWriterConfig | N
                 "Destination",
                 "is required (a local directory or s3://bucket/prefix), or give Parameters: {Bucket, Prefix}",
             )
-        pf = _Fields(params, "ResultWriter.Parameters", top.source)
+        pf = Fields(params, "ResultWriter.Parameters", top.source)
         bucket = pf.string("Bucket", required=True)
         prefix = pf.get("Prefix", "")
         pf.finish()
@@ -465,7 +477,7 @@ def _result_writer(top: _Fields, base_dir: str | None) -> ResultWriterConfig | N
     _check_destination(f, dest)
     output_type, transformation = "JSON", "NONE"
     if wc_raw is not None:
-        wc = _Fields(wc_raw, "ResultWriter.WriterConfig", top.source)
+        wc = Fields(wc_raw, "ResultWriter.WriterConfig", top.source)
         output_type = wc.enum("OutputType", ("JSON", "JSONL"), "JSON") or "JSON"
         transformation = wc.enum("Transformation", ("NONE", "COMPACT", "FLATTEN"), "NONE") or "NONE"
         wc.finish()
@@ -477,7 +489,7 @@ def _result_writer(top: _Fields, base_dir: str | None) -> ResultWriterConfig | N
     )
 
 
-def _check_destination(f: _Fields, dest: str) -> None:
+def _check_destination(f: Fields, dest: str) -> None:
     if dest.startswith("s3://"):
         bucket, _, prefix = dest[5:].partition("/")
         if not _BUCKET.match(bucket):

@@ -23,7 +23,6 @@ import contextlib
 import importlib.util
 import logging
 import os
-import pickle
 import socket
 import sysconfig
 import time
@@ -37,8 +36,8 @@ import structlog
 from distmap.config.model import MapJob
 from distmap.errors import BackendUnavailable
 from distmap.executors.base import Completed, Completion, Crashed, WorkerInitError
-from distmap.memory import tune_allocator
-from distmap.processor import BatchProcessor, Chunk, ChunkResult, RunSpec
+from distmap.executors.ray_worker import ChunkWorker
+from distmap.processor import Chunk, RunSpec
 
 log = structlog.get_logger("distmap")
 
@@ -48,34 +47,6 @@ MAX_START_FAILURES = 3
 INLINE_BYTES = 16 << 20
 #: At start, how long to wait for the other actors once the first one is ready.
 START_GRACE_SECONDS = 1.0
-
-
-class ChunkWorker:
-    """Runs chunks of one map run inside a Ray actor. Wrapped with ``ray.remote`` at run time."""
-
-    def __init__(self, spec: RunSpec) -> None:
-        import ray
-
-        tune_allocator()
-        self.node_id = ray.get_runtime_context().get_node_id()
-        self.error: str | None = None
-        try:
-            self.proc: BatchProcessor | None = BatchProcessor(spec)
-        except BaseException as exc:  # reported through ready(), like a local worker's init_error
-            self.proc = None
-            self.error = f"{type(exc).__name__}: {exc}"
-
-    def ready(self) -> tuple[str, str | None]:
-        return self.node_id, self.error
-
-    def process(self, chunk: Chunk) -> ChunkResult:
-        assert self.proc is not None
-        res = self.proc.process(chunk)
-        # out-of-band: the encoded records are copied into the object store once, and the driver
-        # writes them to the result files straight from there (no unpickling copy)
-        res.succeeded = pickle.PickleBuffer(res.succeeded)  # type: ignore[assignment]
-        res.failed = pickle.PickleBuffer(res.failed)  # type: ignore[assignment]
-        return res
 
 
 @dataclass(eq=False)
@@ -103,6 +74,9 @@ def modules_to_ship(function: Any) -> list[str]:
     """Local paths to upload with the job: the distmap package and the top-level module or package
     of the item function, unless that is installed in site-packages (workers then need it too)."""
     paths = [str(Path(__file__).resolve().parent.parent)]
+    if hasattr(function, "ship_modules"):  # e.g. a state machine calling several functions
+        extra = [p for spec in function.ship_modules() for p in modules_to_ship(spec)[1:]]
+        return paths + sorted(set(extra))
     module = function.__module__ if callable(function) else str(function).partition(":")[0]
     top = (module or "").split(".")[0]
     if not top or top in ("__main__", "distmap"):
@@ -170,6 +144,10 @@ class RayExecutor:
 
     # -------------------------------------------------------------- connect
     def connect(self, job: MapJob) -> int:
+        return self.connect_for([job.processor.function])
+
+    def connect_for(self, functions: list[Any]) -> int:
+        """Connect (or start a cluster), shipping the modules of ``functions``; return its CPUs."""
         try:
             import ray
         except ImportError:
@@ -181,18 +159,21 @@ class RayExecutor:
             if self.address:
                 log.warning("ray.already_initialized", ignored_address=self.address)
         else:
-            self._init(ray, job)
+            self._init(ray, functions)
         cpus = int(ray.cluster_resources().get("CPU", 0))
         if cpus < 1:
             raise BackendUnavailable("the Ray cluster has no CPUs to run workers on")
         return cpus
 
-    def _init(self, ray: Any, job: MapJob) -> None:
+    def _init(self, ray: Any, functions: list[Any]) -> None:
         address = self.address or os.environ.get("RAY_ADDRESS") or None
         env = dict(self.runtime_env)
         ship = self.ship if self.ship is not None else address is not None
         if ship:
-            self._shipped = modules_to_ship(job.processor.function)
+            shipped: dict[str, None] = {}
+            for fn in functions:
+                shipped.update(dict.fromkeys(modules_to_ship(fn)))
+            self._shipped = list(shipped)
             env["py_modules"] = [*env.get("py_modules", []), *self._shipped]
         options: dict[str, Any] = {
             "logging_level": logging.WARNING,

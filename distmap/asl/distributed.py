@@ -1,0 +1,327 @@
+"""A DISTRIBUTED Map state, run by the same engine as ``distmap run``.
+
+The state's fields become a Map job (``MapJob``): ItemReader, ItemSelector, ItemBatcher,
+MaxConcurrency, the tolerated-failure thresholds and ResultWriter keep their ASL meaning, the
+``*Path`` variants are resolved from the state's input first, and the ItemProcessor state
+machine becomes the item function (``ChildMachine``), which runs inside the engine's workers,
+local or Ray, with the engine's batching. Outputs, as AWS returns them:
+
+* with ``ResultWriter`` (``Resource`` + ``Parameters``): ``{"MapRunArn", "ResultWriterDetails":
+  {"Bucket", "Key"}}`` with Key ``<Prefix>/<map-run-id>/manifest.json``;
+* without: the array of child outputs in item order (``Transformation`` COMPACT, or as given in
+  a ResultWriter that only has ``WriterConfig``); a failed child that was tolerated appears as
+  its whole execution record (``Error``, ``Cause``, ``Status``...), as AWS does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from distmap.asl.resources import Resources
+from distmap.asl.templates import compile_payload
+from distmap.config.parse import Fields, parse_job
+from distmap.errors import ConfigError, Runtime, StatesError
+
+if TYPE_CHECKING:
+    from distmap.asl.machine import MapState, Run
+
+READER_RESOURCES = ("arn:aws:states:::s3:getObject",)
+WRITER_RESOURCES = ("arn:aws:states:::s3:putObject",)
+
+
+class ChildMachine:
+    """The ItemProcessor of a DISTRIBUTED Map as an item function: picklable (the definition and
+    the resources travel, the compiled machine is rebuilt once per worker)."""
+
+    def __init__(self, definition: Mapping[str, Any], resources: Resources, run_info: dict[str, Any]) -> None:
+        self.definition = dict(definition)
+        self.resources = resources
+        self.run_info = run_info
+        self._machine: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"definition": self.definition, "resources": self.resources, "run_info": self.run_info}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._machine = None
+
+    def ship_modules(self) -> list[str]:
+        """Item-function specs whose modules must reach Ray workers."""
+        return [t for t in self.resources.mapping.values() if isinstance(t, str)]
+
+    def __call__(self, item: Any) -> Any:
+        from distmap.asl.machine import Run, StateMachine
+
+        if self._machine is None:
+            self._machine = StateMachine.parse(self.definition, where="ItemProcessor")
+        run = Run(
+            execution=self.run_info["execution"],
+            state_machine=self.run_info["state_machine"],
+            resources=self.resources,
+            backend="local",
+        )
+        return self._machine.run(item, run)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def check_distributed_fields(state: MapState, f: Fields) -> None:
+    """Static checks of a DISTRIBUTED Map's fields, at definition time."""
+    d = state.distributed
+    reader = d.get("ItemReader")
+    if reader is not None:
+        rf = Fields(reader, f.sub("ItemReader"), f.source)
+        resource = rf.get("Resource")
+        if resource not in READER_RESOURCES:
+            hint = (
+                "s3:listObjectsV2 (S3 listings), manifests and Parquet are not supported yet"
+                if isinstance(resource, str) and "listObjects" in resource
+                else f"supported: {', '.join(READER_RESOURCES)}"
+            )
+            raise rf.error("Resource", f"unsupported ItemReader resource {resource!r}; {hint}")
+        params = rf.require("Parameters")
+        if not isinstance(params, Mapping):
+            raise rf.error("Parameters", "must be an object with Bucket and Key")
+        _template_check(params, rf.sub("Parameters"), f.source)
+        config = rf.get("ReaderConfig", {})
+        if not isinstance(config, Mapping) or "InputType" not in config:
+            raise rf.error("ReaderConfig", "must be an object with InputType (CSV, JSON or JSONL)")
+        if "MaxItems" in config and "MaxItemsPath" in config:
+            raise rf.error("ReaderConfig.MaxItems", "MaxItems and MaxItemsPath cannot both be set")
+        rf.finish()
+    writer = d.get("ResultWriter")
+    if writer is not None:
+        wf = Fields(writer, f.sub("ResultWriter"), f.source)
+        resource = wf.get("Resource")
+        params = wf.get("Parameters")
+        wf.get("WriterConfig")
+        if resource is None and params is None and wf.get("WriterConfig") is None:
+            raise wf.error("", "needs Resource and Parameters, or WriterConfig")
+        if resource is not None and resource not in WRITER_RESOURCES:
+            raise wf.error(
+                "Resource",
+                f"unsupported ResultWriter resource {resource!r}; supported: {WRITER_RESOURCES[0]}",
+            )
+        if (resource is None) != (params is None):
+            raise wf.error("Parameters", "Resource and Parameters go together")
+        if params is not None:
+            if not isinstance(params, Mapping):
+                raise wf.error("Parameters", "must be an object with Bucket and Prefix")
+            _template_check(params, wf.sub("Parameters"), f.source)
+        wf.finish()
+    for key in ("ToleratedFailurePercentage", "ToleratedFailureCount"):
+        if key in d and key + "Path" in d:
+            raise f.error(key, f"{key} and {key}Path cannot both be set")
+    # the rest (numbers, batcher fields, reader config) is validated by the engine's job parser,
+    # once paths are resolved; a static job is checked here already
+    if not any(k.endswith("Path") for k in d) and reader is not None and not _has_dynamic(reader):
+        job = _job_mapping(state, {}, {}, static_check=True)
+        try:
+            parse_job(job, source=f.source)
+        except ConfigError as exc:
+            raise ConfigError(f"{f.path}.{exc.field}", exc.reason, source=f.source) from None
+
+
+def _template_check(template: Mapping[str, Any], where: str, source: str | None) -> None:
+    try:
+        compile_payload(template, where=where)
+    except ValueError as exc:
+        raise ConfigError(where, str(exc), source=source) from None
+
+
+def _has_dynamic(value: Any) -> bool:
+    if isinstance(value, Mapping):
+        return any((isinstance(k, str) and k.endswith(".$")) or _has_dynamic(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_dynamic(x) for x in value)
+    return False
+
+
+# --------------------------------------------------------------------------- run
+
+
+def _resolve(value: Any, effective: Any, ctx: Any) -> Any:
+    if isinstance(value, Mapping) and _has_dynamic(value):
+        return compile_payload(value)(effective, ctx)
+    return value
+
+
+def _dynamic_number(state: MapState, key: str, effective: Any, ctx: Any) -> Any:
+    """``Key`` or the value at ``KeyPath`` (validated as AWS does: a bad value is States.Runtime)."""
+    from distmap.asl.jsonpath import compile_query
+    from distmap.asl.machine import non_negative_int
+
+    d = state.distributed
+    if key + "Path" not in d:
+        return d.get(key)
+    value = compile_query(d[key + "Path"]).evaluate(effective, ctx)
+    if key == "ToleratedFailurePercentage":
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                value = float(value)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
+            raise Runtime(cause=f"{key}Path must resolve to a number between 0 and 100, got {value!r}")
+        return value
+    return non_negative_int(value, f"{key}Path")
+
+
+def _job_mapping(state: MapState, effective: Any, ctx: Any, *, static_check: bool = False) -> dict[str, Any]:
+    d = state.distributed
+    job: dict[str, Any] = {"ItemProcessor": {"Function": "distmap.asl.distributed:ChildMachine"}}
+    reader = d.get("ItemReader")
+    if reader is not None:
+        config = dict(reader.get("ReaderConfig") or {})
+        if "MaxItemsPath" in config:
+            from distmap.asl.jsonpath import compile_query
+            from distmap.asl.machine import non_negative_int
+
+            path = config.pop("MaxItemsPath")
+            config["MaxItems"] = (
+                0
+                if static_check
+                else non_negative_int(compile_query(path).evaluate(effective, ctx), "MaxItemsPath")
+            )
+        job["ItemReader"] = {
+            "Resource": reader["Resource"],
+            "Parameters": _resolve(reader["Parameters"], effective, ctx),
+            "ReaderConfig": config,
+        }
+    if state.item_selector_raw is not None:
+        job["ItemSelector"] = state.item_selector_raw
+    batcher = d.get("ItemBatcher")
+    if batcher is not None:
+        job["ItemBatcher"] = _resolve_batcher(batcher, effective, ctx, static_check)
+    if not static_check:
+        for key in ("ToleratedFailurePercentage", "ToleratedFailureCount"):
+            value = _dynamic_number(state, key, effective, ctx)
+            if value is not None:
+                job[key] = value
+    else:
+        for key in ("ToleratedFailurePercentage", "ToleratedFailureCount"):
+            if key in d:
+                job[key] = d[key]
+    writer = d.get("ResultWriter")
+    if writer is not None and writer.get("Resource"):
+        job["ResultWriter"] = {
+            "Resource": writer["Resource"],
+            "Parameters": _resolve(writer["Parameters"], effective, ctx),
+            **({"WriterConfig": writer["WriterConfig"]} if "WriterConfig" in writer else {}),
+        }
+    return job
+
+
+def _resolve_batcher(batcher: Any, effective: Any, ctx: Any, static_check: bool) -> dict[str, Any]:
+    from distmap.asl.jsonpath import compile_query
+    from distmap.asl.machine import non_negative_int
+
+    out = {}
+    for key, value in dict(batcher).items():
+        if key in ("MaxItemsPerBatchPath", "MaxInputBytesPerBatchPath"):
+            name = key[: -len("Path")]
+            out[name] = (
+                1 if static_check else non_negative_int(compile_query(value).evaluate(effective, ctx), key)
+            )
+        elif key == "BatchInput":
+            out[key] = value if static_check else _resolve(value, effective, ctx)
+        else:
+            out[key] = value
+    return out
+
+
+def run_distributed_map(state: MapState, effective: Any, ctx: dict[str, Any], run: Run) -> Any:
+    from distmap.coordinator import Coordinator
+    from distmap.executors import make_executor
+
+    job = _job_mapping(state, effective, ctx)
+    scratch = None
+    try:
+        if "ItemReader" not in job:  # items come from the state input (ItemsPath)
+            scratch = Path(tempfile.mkdtemp(prefix="distmap-map-"))
+            items = state.items_of(effective, ctx)
+            src = scratch / "items.jsonl"
+            with open(src, "wb") as fh:
+                for item in items:
+                    fh.write(orjson.dumps(item) + b"\n")
+            job["ItemReader"] = {"Source": str(src), "ReaderConfig": {"InputType": "JSONL"}}
+        writer = state.distributed.get("ResultWriter") or {}
+        to_s3 = "ResultWriter" in job
+        transformation = (writer.get("WriterConfig") or {}).get(
+            "Transformation", "NONE" if to_s3 else "COMPACT"
+        )
+        if not to_s3:
+            scratch = scratch or Path(tempfile.mkdtemp(prefix="distmap-map-"))
+            job["ResultWriter"] = {
+                "Destination": str(scratch / "results"),
+                "WriterConfig": {"OutputType": "JSONL", "Transformation": "NONE"},
+            }
+        max_conc = state.max_concurrency_for(effective, ctx)
+        if max_conc:
+            job["MaxConcurrency"] = max_conc
+        job["StateMachineName"] = run.state_machine["Name"]
+        job["Label"] = state.label or state.name
+        job["Input"] = effective
+        mj = parse_job(job)
+        child = ChildMachine(
+            state.processor_definition,
+            run.resources,
+            {"execution": run.execution, "state_machine": run.state_machine},
+        )
+        mj = _with_function(mj, child)
+        executor = make_executor(run.backend, **run.executor_options)
+        result = Coordinator(mj, executor, handle_signals=False).run()
+        if result.status != "SUCCEEDED":
+            raise StatesError(
+                result.error or "States.Runtime", result.cause or f"the map run {result.status}"
+            )
+        if to_s3:
+            bucket = job["ResultWriter"]["Parameters"]["Bucket"]
+            prefix = str(job["ResultWriter"]["Parameters"].get("Prefix") or "").strip("/")
+            key = f"{prefix}/{result.run_id}/manifest.json" if prefix else f"{result.run_id}/manifest.json"
+            return {"MapRunArn": result.map_run_arn, "ResultWriterDetails": {"Bucket": bucket, "Key": key}}
+        return _collect_outputs(Path(result.manifest or ""), transformation)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _with_function(job: Any, fn: Any) -> Any:
+    from dataclasses import replace
+
+    return replace(job, processor=replace(job.processor, function=fn))
+
+
+def _collect_outputs(manifest_path: Path, transformation: str) -> list[Any]:
+    """The Map's output array from local JSONL result files, in item order."""
+    manifest = json.loads(manifest_path.read_text())
+    root = Path(manifest["DestinationBucket"])
+    indexed: list[tuple[int, Any, bool]] = []
+    for status in ("SUCCEEDED", "FAILED"):
+        for entry in manifest["ResultFiles"].get(status, []):
+            with open(root / entry["Key"], "rb") as fh:
+                for line in fh:
+                    if not line.strip():
+                        continue
+                    rec = orjson.loads(line)
+                    index = int(rec["Name"].rsplit("-", 1)[1])
+                    if status == "SUCCEEDED" and transformation != "NONE":
+                        indexed.append((index, orjson.loads(rec["Output"]), True))
+                    else:
+                        indexed.append((index, rec, False))
+    indexed.sort(key=lambda t: t[0])
+    out: list[Any] = []
+    for _, value, ok in indexed:
+        if ok and transformation == "FLATTEN" and isinstance(value, list):
+            out.extend(value)
+        else:
+            out.append(value)
+    return out

@@ -1,0 +1,730 @@
+"""State machines: parse and validate an ASL definition, then run it.
+
+``StateMachine.parse(definition)`` checks every state and field up front (unknown fields,
+missing ``Next`` targets, unreachable states, bad paths and templates, bad Retry / Catch) and
+raises one ``ConfigError`` naming the state and field. ``StateMachine.run(input, run)`` walks
+the states; a failure is raised as ``StatesError`` (ASL error name + cause).
+
+Data flow (JSONPath mode), as AWS documents it for Task, Parallel, Map and Pass::
+
+    raw input -> InputPath -> Parameters / ItemSelector -> (the work) -> ResultSelector
+              -> ResultPath (merged into the raw input) -> OutputPath -> next state
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from distmap.asl.choice import compile_choice_state
+from distmap.asl.jsonpath import compile_query, is_reference_path, set_result_path
+from distmap.asl.resources import Resources
+from distmap.asl.templates import compile_payload
+from distmap.config.parse import Fields, parse_catchers, parse_retriers
+from distmap.errors import ConfigError, Runtime, StatesError, error_matches
+from distmap.paths import PathSyntaxError
+from distmap.records import iso_now
+from distmap.retry import RetryPolicy
+
+STATE_TYPES = ("Pass", "Task", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map")
+_EFFECTIVE = "\x00effective"
+INLINE_MAP_CONCURRENCY = 40  # AWS runs at most 40 inline Map iterations at once
+UNSUPPORTED = {
+    "QueryLanguage": "JSONata is not supported yet; use JSONPath (the default)",
+    "Arguments": "JSONata Arguments are not supported yet; use Parameters",
+    "Output": "JSONata Output is not supported yet; use OutputPath / ResultSelector",
+    "Assign": "workflow variables (Assign) are not supported yet",
+}
+
+
+@dataclass
+class Run:
+    """What the states of one execution share (and Parallel / Map branches inherit)."""
+
+    execution: dict[str, Any]
+    state_machine: dict[str, Any]
+    resources: Resources
+    backend: str = "local"
+    executor_options: dict[str, Any] = field(default_factory=dict)
+    deadline: float | None = None
+    """``time.monotonic()`` by which the whole execution must end (TimeoutSeconds)."""
+    cancel: threading.Event = field(default_factory=threading.Event)
+    region: str = "us-east-1"
+    account: str = "123456789012"
+
+    def context(self, state: str, retry_count: int = 0, entered: str | None = None) -> dict[str, Any]:
+        return {
+            "Execution": self.execution,
+            "StateMachine": self.state_machine,
+            "State": {"Name": state, "EnteredTime": entered or iso_now(), "RetryCount": retry_count},
+        }
+
+    def check_alive(self) -> None:
+        if self.cancel.is_set():
+            raise _Cancelled()
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise ExecutionTimedOut()
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep, waking early for cancellation or the execution deadline."""
+        end = time.monotonic() + max(0.0, seconds)
+        while True:
+            self.check_alive()
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            if self.deadline is not None:
+                left = min(left, max(0.0, self.deadline - time.monotonic()) + 0.001)
+            self.cancel.wait(min(left, 0.5))
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+
+
+class ExecutionTimedOut(Exception):
+    """The execution's TimeoutSeconds passed (status TIMED_OUT)."""
+
+
+class _Cancelled(Exception):
+    """A sibling branch failed; this branch stops at its next state."""
+
+
+def _error_of(exc: BaseException) -> StatesError:
+    if isinstance(exc, StatesError):
+        return exc
+    return StatesError(type(exc).__name__, str(exc))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _path(f: Fields, key: str, default: str | None = "$") -> Any:
+    """An optional Path field compiled as a query (None when the field is JSON null)."""
+    raw = f.get(key, default)
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise f.error(key, f"must be a JSONPath string or null, got {raw!r}")
+    try:
+        return compile_query(raw)
+    except (PathSyntaxError, ValueError) as exc:
+        raise f.error(key, str(exc)) from None
+
+
+def _reference_path(f: Fields, key: str) -> str | None:
+    raw = f.get(key, "$")
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not is_reference_path(raw) or raw.startswith("$$"):
+        raise f.error(key, f"must be a reference path ($, $.a.b, $['a'][0]) or null, got {raw!r}")
+    return raw
+
+
+def _template(f: Fields, key: str) -> Callable[[Any, Any], Any] | None:
+    raw = f.get(key)
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise f.error(key, f"must be an object, got {type(raw).__name__}")
+    try:
+        return compile_payload(raw, where=f.sub(key))
+    except (PathSyntaxError, ValueError) as exc:
+        raise ConfigError(f.sub(key), str(exc), source=f.source) from None
+
+
+def _positive_or_path(f: Fields, key: str, *, integer: bool = True) -> tuple[float | None, Any]:
+    """``Key`` (a number) or ``KeyPath`` (a query); never both."""
+    if f.has(key) and f.has(key + "Path"):
+        raise f.error(key, f"{key} and {key}Path cannot both be set")
+    value = f.integer(key, None, minimum=1) if integer else f.number(key, None, exclusive_min=True)
+    return value, _path(f, key + "Path", None)
+
+
+# --------------------------------------------------------------------------- states
+
+
+class State:
+    """A state: parses its fields, then runs as ``execute(raw_input, run) -> (output, next)``."""
+
+    terminal = False  # Succeed / Fail
+    has_io = True  # InputPath / OutputPath
+
+    def __init__(self, name: str, f: Fields, where: str) -> None:
+        self.name = name
+        self.where = where
+        f.get("Type")
+        f.get("Comment")
+        for key, reason in UNSUPPORTED.items():
+            if f.has(key):
+                raise f.error(key, reason)
+        self.input_path = _path(f, "InputPath") if self.has_io else None
+        self.output_path = _path(f, "OutputPath") if self.has_io else None
+        self.next: str | None = None
+        if not self.terminal and not isinstance(self, ChoiceState):
+            nxt, end = f.get("Next"), f.get("End")
+            if nxt is not None and end is not None:
+                raise f.error("End", "a state has either Next or End: true, not both")
+            if end is not None and end is not True:
+                raise f.error("End", f"must be true, got {end!r}")
+            if nxt is None and end is None:
+                raise f.error("Next", "is required (or End: true)")
+            if nxt is not None and (not isinstance(nxt, str) or not nxt):
+                raise f.error("Next", f"must be a state name, got {nxt!r}")
+            self.next = nxt
+
+    def targets(self) -> list[tuple[str, str]]:
+        """``(field, state name)`` of every transition out of this state."""
+        return [("Next", self.next)] if self.next else []
+
+    # data flow ----------------------------------------------------------------------------
+    def effective_input(self, raw: Any, ctx: Any) -> Any:
+        if self.input_path is None:
+            return {}
+        return self.input_path.evaluate(raw, ctx)
+
+    def final_output(self, data: Any, ctx: Any) -> Any:
+        if self.output_path is None:
+            return {}
+        return self.output_path.evaluate(data, ctx)
+
+    def execute(self, raw: Any, run: Run) -> tuple[Any, str | None]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def resources(self) -> list[str]:
+        return []
+
+
+class _Worker(State):
+    """Task, Parallel and Map: Parameters, ResultSelector, ResultPath, Retry and Catch."""
+
+    parameters_key = "Parameters"
+
+    def __init__(self, name: str, f: Fields, where: str) -> None:
+        super().__init__(name, f, where)
+        self.parameters = _template(f, self.parameters_key) if self.parameters_key else None
+        self.result_selector = _template(f, "ResultSelector")
+        self.result_path = _reference_path(f, "ResultPath")
+        self.retry = RetryPolicy(parse_retriers(f))
+        self.catchers = parse_catchers(f, allow_next=True)
+        for i, c in enumerate(self.catchers):
+            if not c.next:
+                raise ConfigError(f"{f.sub(f'Catch[{i}]')}.Next", "is required", source=f.source)
+
+    def targets(self) -> list[tuple[str, str]]:
+        return super().targets() + [(f"Catch[{i}].Next", c.next or "") for i, c in enumerate(self.catchers)]
+
+    def work(self, params: Any, ctx: dict[str, Any], run: Run) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def execute(self, raw: Any, run: Run) -> tuple[Any, str | None]:
+        attempt = self.retry.new_state()
+        retries = 0
+        entered = iso_now()
+        while True:
+            run.check_alive()
+            ctx = run.context(self.name, retries, entered)
+            try:
+                effective = self.effective_input(raw, ctx)
+                params = self.parameters(effective, ctx) if self.parameters is not None else effective
+                ctx[_EFFECTIVE] = effective  # taken out again first thing in work()
+                result = self.work(params, ctx, run)
+                if self.result_selector is not None:
+                    result = self.result_selector(result, ctx)
+                return self.final_output(set_result_path(raw, self.result_path, result), ctx), self.next
+            except (ExecutionTimedOut, _Cancelled, KeyboardInterrupt):
+                raise
+            except Exception as exc:
+                err = _error_of(exc)
+            delay = self.retry.next_delay(attempt, err.error) if self.retry else None
+            if delay is not None:
+                run.sleep(delay)
+                retries += 1
+                continue
+            for c in self.catchers:
+                if error_matches(err.error, c.error_equals):
+                    return set_result_path(
+                        raw, c.result_path, {"Error": err.error, "Cause": err.cause}
+                    ), c.next
+            raise err
+
+
+class PassState(State):
+    def __init__(self, name: str, f: Fields, where: str) -> None:
+        super().__init__(name, f, where)
+        self.has_result = f.has("Result")
+        self.result = f.get("Result")
+        self.parameters = _template(f, "Parameters")
+        self.result_path = _reference_path(f, "ResultPath")
+
+    def execute(self, raw: Any, run: Run) -> tuple[Any, str | None]:
+        ctx = run.context(self.name)
+        effective = self.effective_input(raw, ctx)
+        if self.has_result:
+            result = _copy(self.result)
+        elif self.parameters is not None:
+            result = self.parameters(effective, ctx)
+        else:
+            result = effective
+        return self.final_output(set_result_path(raw, self.result_path, result), ctx), self.next
+
+
+class TaskState(_Worker):
+    def __init__(self, name: str, f: Fields, where: str) -> None:
+        super().__init__(name, f, where)
+        self.resource = f.string("Resource", required=True)
+        self.timeout, self.timeout_path = _positive_or_path(f, "TimeoutSeconds")
+        self.heartbeat, self.heartbeat_path = _positive_or_path(f, "HeartbeatSeconds")
+        if self.timeout and self.heartbeat and self.heartbeat >= self.timeout:
+            raise f.error("HeartbeatSeconds", "must be smaller than TimeoutSeconds")
+        f.get("Credentials")
+
+    def resources(self) -> list[str]:
+        return [self.resource] if self.resource else []
+
+    def work(self, params: Any, ctx: dict[str, Any], run: Run) -> Any:
+        effective = ctx.pop(_EFFECTIVE, params)
+        assert self.resource is not None
+        fn = run.resources.function(self.resource)
+        timeout = self.timeout
+        if self.timeout_path is not None:
+            timeout = _positive_number(self.timeout_path.evaluate(effective, ctx), "TimeoutSecondsPath")
+        limit = timeout
+        remaining = run.remaining()
+        if remaining is not None:
+            limit = remaining if limit is None else min(limit, remaining)
+        if limit is None:
+            return _call(fn, params)
+        return _call_with_timeout(
+            fn, params, limit, timed_out_by_task=timeout is not None and limit == timeout
+        )
+
+
+def _positive_number(value: Any, what: str) -> float:
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise Runtime(cause=f"{what} must resolve to a positive number, got {value!r}")
+    return float(value)
+
+
+def _call(fn: Callable[[Any], Any], params: Any) -> Any:
+    try:
+        return fn(params)
+    except StatesError:
+        raise
+    except (ExecutionTimedOut, _Cancelled, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        raise StatesError(type(exc).__name__, str(exc)) from None
+
+
+def _call_with_timeout(
+    fn: Callable[[Any], Any], params: Any, limit: float, *, timed_out_by_task: bool
+) -> Any:
+    """Run the task function on a daemon thread; give up after ``limit`` seconds (the thread is
+    abandoned, its late result ignored)."""
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            box["value"] = fn(params)
+        except BaseException as exc:
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name="distmap-task", daemon=True).start()
+    if not done.wait(limit):
+        if timed_out_by_task:
+            raise StatesError("States.Timeout", f"the task did not finish within {limit:g} seconds")
+        raise ExecutionTimedOut()
+    if "error" in box:
+        exc = box["error"]
+        if isinstance(exc, StatesError):
+            raise exc
+        raise StatesError(type(exc).__name__, str(exc))
+    return box.get("value")
+
+
+class ChoiceState(State):
+    def __init__(self, name: str, f: Fields, where: str) -> None:
+        super().__init__(name, f, where)
+        raw = {k: f.get(k) for k in ("Choices", "Default")}
+        self.rules = compile_choice_state({k: v for k, v in raw.items() if v is not None}, where)
+        self._targets: list[tuple[str, str]] = []
+        choices = raw["Choices"]
+        if isinstance(choices, list):
+            for i, rule in enumerate(choices):
+                if isinstance(rule, Mapping) and isinstance(rule.get("Next"), str):
+                    self._targets.append((f"Choices[{i}].Next", rule["Next"]))
+        if isinstance(raw["Default"], str):
+            self._targets.append(("Default", raw["Default"]))
+
+    def targets(self) -> list[tuple[str, str]]:
+        return list(self._targets)
+
+    def execute(self, raw: Any, run: Run) -> tuple[Any, str | None]:
+        ctx = run.context(self.name)
+        effective = self.effective_input(raw, ctx)
+
+        def resolve(path: str) -> tuple[bool, Any]:
+            return compile_query(path).find(effective, ctx)
+
+        nxt = self.rules.next_state(resolve)
+        if nxt is None:
+            raise StatesError(
+                "States.NoChoiceMatched",
+                f"no Choice rule matched in state {self.name!r} and there is no Default",
+            )
+        return self.final_output(effective, ctx), nxt
+
+
+class WaitState(State):
+    def __init__(self, name: str, f: Fields, where: str) -> None:
+        super().__init__(name, f, where)
+        given = [k for k in ("Seconds", "Timestamp", "SecondsPath", "TimestampPath") if f.has(k)]
+        if len(given) != 1:
+            raise f.error(
+                "Seconds", "a Wait state needs exactly one of Seconds, Timestamp, SecondsPath, TimestampPath"
+            )
+        self.kind = given[0]
+        if self.kind == "Seconds":
+            self.value: Any = f.integer("Seconds", minimum=0)
+        elif self.kind == "Timestamp":
+            self.value = f.string("Timestamp")
+            if _parse_timestamp(self.value) is None:
+                raise f.error("Timestamp", f"must be an RFC 3339 timestamp, got {self.value!r}")
+        else:
+            self.value = _path(f, self.kind, None)
+
+    def execute(self, raw: Any, run: Run) -> tuple[Any, str | None]:
+        ctx = run.context(self.name)
+        effective = self.effective_input(raw, ctx)
+        if self.kind == "Seconds":
+            seconds = float(self.value)
+        elif self.kind == "Timestamp":
+            seconds = _parse_timestamp(self.value) - time.time()  # type: ignore[operator]
+        elif self.kind == "SecondsPath":
+            v = self.value.evaluate(effective, ctx)
+            if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
+                raise Runtime(cause=f"SecondsPath must resolve to a non-negative number, got {v!r}")
+            seconds = float(v)
+        else:
+            v = self.value.evaluate(effective, ctx)
+            ts = _parse_timestamp(v) if isinstance(v, str) else None
+            if ts is None:
+                raise Runtime(cause=f"TimestampPath must resolve to an RFC 3339 timestamp, got {v!r}")
+            seconds = ts - time.time()
+        run.sleep(seconds)
+        return self.final_output(effective, ctx), self.next
+
+
+def _parse_timestamp(text: Any) -> float | None:
+    from datetime import datetime
+
+    if not isinstance(text, str) or "T" not in text:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if value.tzinfo is None:
+        return None
+    return value.timestamp()
+
+
+class SucceedState(State):
+    terminal = True
+
+    def execute(self, raw: Any, run: Run) -> tuple[Any, str | None]:
+        ctx = run.context(self.name)
+        return self.final_output(self.effective_input(raw, ctx), ctx), None
+
+
+class FailState(State):
+    terminal = True
+    has_io = False
+
+    def __init__(self, name: str, f: Fields, where: str) -> None:
+        super().__init__(name, f, where)
+        for a, b in (("Error", "ErrorPath"), ("Cause", "CausePath")):
+            if f.has(a) and f.has(b):
+                raise f.error(a, f"{a} and {b} cannot both be set")
+        self.error = f.string("Error")
+        self.cause = f.string("Cause")
+        self.error_path = _path(f, "ErrorPath", None)
+        self.cause_path = _path(f, "CausePath", None)
+
+    def execute(self, raw: Any, run: Run) -> tuple[Any, str | None]:
+        ctx = run.context(self.name)
+        error, cause = self.error, self.cause
+        if self.error_path is not None:
+            error = self.error_path.evaluate(raw, ctx)
+        if self.cause_path is not None:
+            cause = self.cause_path.evaluate(raw, ctx)
+        for label, v in (("ErrorPath", error), ("CausePath", cause)):
+            if v is not None and not isinstance(v, str):
+                raise Runtime(cause=f"{label} must resolve to a string, got {v!r}")
+        err = StatesError("States.Fail", cause or "")
+        err.error = error or ""  # a Fail state without Error fails with no error name
+        raise err
+
+
+class ParallelState(_Worker):
+    def __init__(self, name: str, f: Fields, where: str) -> None:
+        super().__init__(name, f, where)
+        branches = f.require("Branches")
+        if not isinstance(branches, list) or not branches:
+            raise f.error("Branches", "must be a non-empty list of state machines")
+        self.branches = [
+            StateMachine.parse(b, where=f"{f.sub('Branches')}[{i}]", source=f.source)
+            for i, b in enumerate(branches)
+        ]
+
+    def resources(self) -> list[str]:
+        return [r for b in self.branches for r in b.resources()]
+
+    def work(self, params: Any, ctx: dict[str, Any], run: Run) -> Any:
+        ctx.pop(_EFFECTIVE, None)
+        sub = _child_run(run)
+        with ThreadPoolExecutor(max_workers=len(self.branches), thread_name_prefix="distmap-branch") as pool:
+            futures = [pool.submit(b.run, _copy(params), sub) for b in self.branches]
+            _done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [fu for fu in futures if fu.done() and fu.exception() is not None]
+            if failed:
+                sub.cancel.set()  # the other branches stop at their next state
+                wait(futures)
+                raise _first_error(failed)
+        return [fu.result() for fu in futures]
+
+
+def _first_error(failed: list[Any]) -> BaseException:
+    errors = [fu.exception() for fu in failed]
+    for exc in errors:
+        if not isinstance(exc, _Cancelled):
+            return exc
+    return errors[0]
+
+
+def _child_run(run: Run) -> Run:
+    """A Run for branches: same execution, own cancel flag (linked to the parent's)."""
+    sub = Run(**{**run.__dict__, "cancel": threading.Event()})
+    if run.cancel.is_set():
+        sub.cancel.set()
+    return sub
+
+
+class MapState(_Worker):
+    parameters_key = ""  # Map's Parameters is the legacy ItemSelector
+
+    def __init__(self, name: str, f: Fields, where: str) -> None:
+        super().__init__(name, f, where)
+        key = "ItemProcessor" if f.has("ItemProcessor") or not f.has("Iterator") else "Iterator"
+        proc = f.require(key)
+        if not isinstance(proc, Mapping):
+            raise f.error(key, "must be an object (a state machine)")
+        config = proc.get("ProcessorConfig") or {}
+        if not isinstance(config, Mapping):
+            raise f.error(f"{key}.ProcessorConfig", "must be an object")
+        self.mode = config.get("Mode", "INLINE")
+        if self.mode not in ("INLINE", "DISTRIBUTED"):
+            raise f.error(f"{key}.ProcessorConfig.Mode", f"must be INLINE or DISTRIBUTED, got {self.mode!r}")
+        extra = set(config) - {"Mode", "ExecutionType"}
+        if extra:
+            raise f.error(f"{key}.ProcessorConfig", f"unknown field {sorted(extra)[0]!r}")
+        processor = {k: v for k, v in proc.items() if k != "ProcessorConfig"}
+        self.processor_definition = processor
+        self.processor = StateMachine.parse(processor, where=f.sub(key), source=f.source)
+        self.items_path = _path(f, "ItemsPath")
+        sel_key = "ItemSelector" if f.has("ItemSelector") or not f.has("Parameters") else "Parameters"
+        if f.has("ItemSelector") and f.has("Parameters"):
+            raise f.error("Parameters", "ItemSelector and Parameters (its legacy name) cannot both be set")
+        self.item_selector_raw = f.get(sel_key)
+        self.item_selector = _template(f, sel_key)
+        if f.has("MaxConcurrency") and f.has("MaxConcurrencyPath"):
+            raise f.error("MaxConcurrency", "MaxConcurrency and MaxConcurrencyPath cannot both be set")
+        self.max_concurrency = f.integer("MaxConcurrency", 0, minimum=0) or 0
+        self.max_concurrency_path = _path(f, "MaxConcurrencyPath", None)
+        self.label = f.string("Label")
+        distributed_only = (
+            "ItemReader",
+            "ItemBatcher",
+            "ResultWriter",
+            "ToleratedFailurePercentage",
+            "ToleratedFailurePercentagePath",
+            "ToleratedFailureCount",
+            "ToleratedFailureCountPath",
+        )
+        self.distributed: dict[str, Any] = {}
+        for k in distributed_only:
+            if f.has(k):
+                if self.mode != "DISTRIBUTED":
+                    raise f.error(
+                        k, "is only allowed in a DISTRIBUTED Map (ItemProcessor.ProcessorConfig.Mode)"
+                    )
+                self.distributed[k] = f.get(k)
+        if self.mode == "DISTRIBUTED":
+            from distmap.asl.distributed import check_distributed_fields
+
+            check_distributed_fields(self, f)
+
+    def resources(self) -> list[str]:
+        return self.processor.resources()
+
+    def max_concurrency_for(self, effective: Any, ctx: Any) -> int:
+        if self.max_concurrency_path is None:
+            return self.max_concurrency
+        value = self.max_concurrency_path.evaluate(effective, ctx)
+        return non_negative_int(value, "MaxConcurrencyPath")
+
+    def work(self, params: Any, ctx: dict[str, Any], run: Run) -> Any:
+        ctx.pop(_EFFECTIVE, None)
+        if self.mode == "DISTRIBUTED":
+            from distmap.asl.distributed import run_distributed_map
+
+            return run_distributed_map(self, params, ctx, run)
+        return self._run_inline(params, ctx, run)
+
+    def items_of(self, effective: Any, ctx: Any) -> list[Any]:
+        items = self.items_path.evaluate(effective, ctx) if self.items_path is not None else effective
+        if not isinstance(items, list):
+            raise Runtime(
+                cause=f"ItemsPath of state {self.name!r} must select an array, got {type(items).__name__}"
+            )
+        return items
+
+    def select(self, effective: Any, ctx: dict[str, Any], index: int, value: Any) -> Any:
+        if self.item_selector is None:
+            return value
+        item_ctx = {**ctx, "Map": {"Item": {"Index": index, "Value": value}}}
+        return self.item_selector(effective, item_ctx)
+
+    def _run_inline(self, effective: Any, ctx: dict[str, Any], run: Run) -> Any:
+        items = self.items_of(effective, ctx)
+        if not items:
+            return []
+        limit = self.max_concurrency_for(effective, ctx) or INLINE_MAP_CONCURRENCY
+        limit = min(limit, INLINE_MAP_CONCURRENCY, len(items))
+        inputs = [self.select(effective, ctx, i, v) for i, v in enumerate(items)]
+        sub = _child_run(run)
+        if limit == 1:
+            return [self.processor.run(x, sub) for x in inputs]
+        with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="distmap-map") as pool:
+            futures = [pool.submit(self.processor.run, x, sub) for x in inputs]
+            _, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [fu for fu in futures if fu.done() and fu.exception() is not None]
+            if failed:
+                sub.cancel.set()
+                for fu in futures:
+                    fu.cancel()
+                wait(futures)
+                raise _first_error(failed)
+        return [fu.result() for fu in futures]
+
+
+def non_negative_int(value: Any, what: str) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise Runtime(cause=f"{what} must resolve to a non-negative integer, got {value!r}")
+    return value
+
+
+_STATE_CLASSES: dict[str, type[State]] = {
+    "Pass": PassState,
+    "Task": TaskState,
+    "Choice": ChoiceState,
+    "Wait": WaitState,
+    "Succeed": SucceedState,
+    "Fail": FailState,
+    "Parallel": ParallelState,
+    "Map": MapState,
+}
+
+
+def _copy(val: Any) -> Any:
+    if isinstance(val, dict):
+        return {k: _copy(v) for k, v in val.items()}
+    if isinstance(val, list):
+        return [_copy(x) for x in val]
+    return val
+
+
+# --------------------------------------------------------------------------- machines
+
+
+class StateMachine:
+    """A validated state machine (the top level, a Parallel branch or a Map's ItemProcessor)."""
+
+    def __init__(self, start_at: str, states: dict[str, State], timeout: float | None, where: str) -> None:
+        self.start_at = start_at
+        self.states = states
+        self.timeout = timeout
+        self.where = where
+
+    @classmethod
+    def parse(cls, data: Any, *, where: str = "", source: str | None = None) -> StateMachine:
+        f = Fields(data, where, source)
+        f.get("Comment")
+        f.get("Version")
+        for key, reason in UNSUPPORTED.items():
+            if f.has(key) and not (key == "QueryLanguage" and f.get(key) == "JSONPath"):
+                raise f.error(key, reason)
+        start_at = f.string("StartAt", required=True)
+        timeout = f.integer("TimeoutSeconds", None, minimum=1)
+        raw_states = f.require("States")
+        if not isinstance(raw_states, Mapping) or not raw_states:
+            raise f.error("States", "must be a non-empty object of named states")
+        f.finish()
+        states: dict[str, State] = {}
+        for name, body in raw_states.items():
+            if not isinstance(name, str) or not name or len(name) > 80:
+                raise f.error("States", f"state names must be 1-80 characters, got {name!r}")
+            sf = Fields(body, f.sub(f"States.{name}") if where else f"States.{name}", source)
+            kind = sf.get("Type")
+            cls_ = _STATE_CLASSES.get(kind) if isinstance(kind, str) else None
+            if cls_ is None:
+                raise sf.error("Type", f"must be one of {', '.join(STATE_TYPES)}, got {kind!r}")
+            state = cls_(name, sf, sf.path)
+            sf.finish()
+            states[name] = state
+        if start_at not in states:
+            raise f.error("StartAt", f"names no state: {start_at!r} (states: {', '.join(states)})")
+        for state in states.values():
+            for fld, target in state.targets():
+                if target not in states:
+                    raise ConfigError(f"{state.where}.{fld}", f"names no state: {target!r}", source=source)
+        reachable = {start_at}
+        todo = [start_at]
+        while todo:
+            for _, target in states[todo.pop()].targets():
+                if target not in reachable:
+                    reachable.add(target)
+                    todo.append(target)
+        unreachable = [n for n in states if n not in reachable]
+        if unreachable:
+            raise ConfigError(
+                f"{f.sub('States')}.{unreachable[0]}", "is unreachable from StartAt", source=source
+            )
+        return cls(start_at, states, float(timeout) if timeout else None, where)
+
+    def resources(self) -> list[str]:
+        return [r for s in self.states.values() for r in s.resources()]
+
+    def run(self, data: Any, run: Run) -> Any:
+        name = self.start_at
+        while True:
+            run.check_alive()
+            out, nxt = self.states[name].execute(data, run)
+            if nxt is None:
+                return out
+            data, name = out, nxt

@@ -1,0 +1,60 @@
+"""Task functions for the state machine tests (mapped in each test's resources)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from distmap import StatesError
+
+
+class OrderRejected(Exception):
+    pass
+
+
+def echo(params: Any) -> Any:
+    return params
+
+
+def add(params: dict[str, Any]) -> dict[str, Any]:
+    return {"sum": params["a"] + params["b"]}
+
+
+def double(params: Any) -> Any:
+    value = params["value"] if isinstance(params, dict) else params
+    return value * 2
+
+
+def reject(params: Any) -> Any:
+    raise OrderRejected(f"order {params.get('id') if isinstance(params, dict) else params} rejected")
+
+
+def throttle(params: Any) -> Any:
+    raise StatesError("Service.Throttled", "slow down")
+
+
+def flaky(params: dict[str, Any]) -> Any:
+    """Fails ``params['fails']`` times (counted in ``params['dir']``), then succeeds."""
+    counter = Path(params["dir"]) / "calls"
+    calls = int(counter.read_text()) + 1 if counter.exists() else 1
+    counter.write_text(str(calls))
+    if calls <= params["fails"]:
+        raise StatesError("Service.Unavailable", f"attempt {calls}")
+    return {"attempts": calls}
+
+
+def sleep(params: dict[str, Any]) -> Any:
+    time.sleep(params["seconds"])
+    return {"slept": params["seconds"]}
+
+
+def fail_odd(params: dict[str, Any]) -> Any:
+    """Child-workflow task: items with an odd id fail."""
+    if params["id"] % 2:
+        raise ValueError(f"odd id {params['id']}")
+    return {"id": params["id"], "ok": True}
+
+
+def batch_ids(params: dict[str, Any]) -> Any:
+    return {"ids": [item["id"] for item in params["Items"]], "input": params.get("BatchInput")}
