@@ -1,8 +1,9 @@
 """A compiled subset of ASL JSONPath: reference paths and payload templates.
 
-Supported reference paths: ``$``, ``$$`` (the context object), ``.name``, ``['name']``,
-``["name"]`` and ``[N]`` steps. That is what ItemSelector and ResultPath need; filters,
-wildcards and intrinsic functions are rejected at config time with a clear error.
+Reference paths (``$``, ``$$`` for the context object, ``.name``, ``['name']``, ``["name"]``,
+``[N]``) are compiled here into direct lookups; in templates, any other JSONPath (wildcards,
+slices, filters) and intrinsic functions (``States.Format(...)``) are handed to
+``distmap.asl.jsonpath`` / ``distmap.asl.intrinsics``.
 
 Templates (ItemSelector, Parameters) are compiled once per job into closures, so a million
 items cost one closure call each rather than a re-parse of the template.
@@ -112,14 +113,7 @@ def compile_template(template: Any, *, where: str = "") -> Callable[[Any, Any], 
             if isinstance(key, str) and key.endswith(".$"):
                 if not isinstance(val, str):
                     raise PathSyntaxError(f"{sub}: a '.$' field must hold a JSONPath string")
-                if val.startswith("States."):
-                    raise PathSyntaxError(
-                        f"{sub}: intrinsic functions ({val.split('(')[0]}) are not supported in job files yet"
-                    )
-                try:
-                    dynamic.append((key[:-2], compile_path(val)))
-                except PathSyntaxError as exc:
-                    raise PathSyntaxError(f"{sub}: {exc}") from None
+                dynamic.append((key[:-2], _compile_value(val, sub)))
             else:
                 inner = compile_template(val, where=sub)
                 if _is_static(val):
@@ -142,6 +136,29 @@ def compile_template(template: Any, *, where: str = "") -> Callable[[Any, Any], 
             return lambda _v, _c: _copy(template)
         return lambda v, ctx: [p(v, ctx) for p in parts]
     return lambda _v, _c: template
+
+
+def _compile_value(val: str, where: str) -> Getter:
+    """A ``.$`` value: a reference path (fast), any other JSONPath, or an intrinsic function."""
+    if val.startswith("States."):
+        from distmap.asl.intrinsics import compile_intrinsic
+
+        try:
+            return compile_intrinsic(val, field=where)
+        except ValueError as exc:
+            raise PathSyntaxError(f"{where}: {exc}") from None
+    try:
+        return compile_path(val)
+    except PathSyntaxError as exc:
+        if not val.startswith("$"):
+            raise PathSyntaxError(f"{where}: {exc}") from None
+    from distmap.asl.jsonpath import compile_query  # wildcards, slices, filters...
+
+    try:
+        query = compile_query(val, field=where)
+    except ValueError as exc:
+        raise PathSyntaxError(f"{where}: {exc}") from None
+    return query.evaluate
 
 
 def _is_static(val: Any) -> bool:

@@ -51,9 +51,20 @@ def date_formatter() -> Any:
     return fmt
 
 
+_iso_cache: tuple[int, str] = (-1, "")
+
+
 def iso_now() -> str:
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+    """Now as ISO-8601 UTC with milliseconds; cached per millisecond (it runs once per state)."""
+    global _iso_cache
+    ms = int(time.time() * 1000)
+    cached = _iso_cache
+    if cached[0] == ms:
+        return cached[1]
+    sec, frac = divmod(ms, 1000)
+    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + f".{frac:03d}Z"
+    _iso_cache = (ms, text)
+    return text
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,9 @@ def ray_cluster():
         num_cpus=2,
         include_dashboard=False,
         logging_level=logging.WARNING,
-        runtime_env={"py_modules": [str(Path(__file__).resolve().parent / "itemfns.py")]},
+        runtime_env={
+            "py_modules": [str(Path(__file__).resolve().parent / m) for m in ("itemfns.py", "aslfns.py")]
+        },
     )
     try:
         yield ray

@@ -62,6 +62,24 @@ def test_items_from_state_input_come_back_in_item_order():
     assert output(execute(d, {"xs": xs})) == [2 * x for x in xs]
 
 
+def test_distributed_map_runs_on_both_backends(backend):
+    """The same DISTRIBUTED Map gives the same output on the local backend and on Ray: children
+    run in the engine's workers (the ChildMachine is pickled to them), failures are tolerated."""
+    d = machine(
+        {
+            "M": dmap(
+                ItemsPath="$.xs",
+                ItemSelector={"id.$": "$$.Map.Item.Value"},
+                ToleratedFailureCount=50,
+                processor=machine({"T": task("fail_odd", End=True)}),
+            )
+        }
+    )
+    out = output(execute(d, {"xs": list(range(100))}, backend=backend))
+    assert [o["id"] for o in out[0::2]] == list(range(0, 100, 2))
+    assert all(o["Status"] == "FAILED" and o["Error"] == "ValueError" for o in out[1::2])
+
+
 def test_reader_from_s3_with_dynamic_bucket_and_max_items(s3, s3_bucket):
     """ItemReader s3:getObject takes Parameters paths and MaxItemsPath from the state input; ItemsPath is ignored."""
     put_jsonl(s3, s3_bucket, "in/rows.jsonl", [{"id": i} for i in range(50)])

@@ -112,8 +112,8 @@ def test_retrier_defaults_match_asl():
         ("ItemReader.ReaderConfig.MaxItems", -5, "ItemReader.ReaderConfig.MaxItems", ">= 0"),
         ("ItemBatcher", {"BatchInput": {}}, "ItemBatcher", "MaxItemsPerBatch"),
         ("ItemBatcher", {"MaxInputBytesPerBatch": 300000}, "ItemBatcher.MaxInputBytesPerBatch", "<= 262144"),
-        ("ItemSelector", {"x.$": "$..deep"}, "ItemSelector", "unsupported JSONPath"),
-        ("ItemSelector", {"x.$": "States.Format('{}', $.a)"}, "ItemSelector", "intrinsic functions"),
+        ("ItemSelector", {"x.$": "$..["}, "ItemSelector", "invalid JSONPath"),
+        ("ItemSelector", {"x.$": "States.Nope($.a)"}, "ItemSelector", "unknown intrinsic function"),
         ("ResultWriter", {"Destination": "s3://bucket/../escape"}, "ResultWriter.Destination", "'..'"),
         (
             "ResultWriter",

@@ -272,3 +272,24 @@ def test_item_batcher_end_to_end(job, backend):
     assert res.item_counts.succeeded == 250
     sizes = sorted(json.loads(r["Output"])["n"] for r in out["SUCCEEDED"])
     assert sum(sizes) == 250 and max(sizes) <= 100
+
+
+def test_item_selector_with_intrinsics_and_wildcards(job, backend):
+    """Job files' ItemSelector takes intrinsic functions and any JSONPath, evaluated in the workers."""
+    rows = [{"id": i, "tags": [{"k": "a"}, {"k": str(i)}]} for i in range(20)]
+    j = job(
+        "itemfns:echo",
+        rows=rows,
+        ItemSelector={
+            "label.$": "States.Format('item-{} of {}', $$.Map.Item.Index, $.batch)",
+            "keys.$": "$$.Map.Item.Value.tags[*].k",
+            "n.$": "States.ArrayLength($$.Map.Item.Value.tags)",
+        },
+        Input={"batch": "b1"},
+    )
+    outs = sorted(
+        (json.loads(r["Output"]) for r in load_results(run(j, backend))["SUCCEEDED"]),
+        key=lambda o: o["keys"][1],
+    )
+    assert {"label": "item-3 of b1", "keys": ["a", "3"], "n": 2} in outs
+    assert len(outs) == 20

@@ -59,17 +59,18 @@ class ChildMachine:
         return [t for t in self.resources.mapping.values() if isinstance(t, str)]
 
     def __call__(self, item: Any) -> Any:
-        from distmap.asl.machine import Run, StateMachine
-
         if self._machine is None:
+            from distmap.asl.machine import Run, StateMachine
+
             self._machine = StateMachine.parse(self.definition, where="ItemProcessor")
-        run = Run(
-            execution=self.run_info["execution"],
-            state_machine=self.run_info["state_machine"],
-            resources=self.resources,
-            backend="local",
-        )
-        return self._machine.run(item, run)
+            # one Run per worker: the child executions share nothing that changes per item
+            self._run = Run(
+                execution=self.run_info["execution"],
+                state_machine=self.run_info["state_machine"],
+                resources=self.resources,
+                backend="local",
+            )
+        return self._machine.run(item, self._run)
 
 
 # --------------------------------------------------------------------------- validation

@@ -222,7 +222,7 @@ class _Worker(State):
         raise NotImplementedError
 
     def execute(self, raw: Any, run: Run) -> tuple[Any, str | None]:
-        attempt = self.retry.new_state()
+        attempt = None
         retries = 0
         entered = iso_now()
         while True:
@@ -240,7 +240,10 @@ class _Worker(State):
                 raise
             except Exception as exc:
                 err = _error_of(exc)
-            delay = self.retry.next_delay(attempt, err.error) if self.retry else None
+            delay = None
+            if self.retry:
+                attempt = attempt or self.retry.new_state()
+                delay = self.retry.next_delay(attempt, err.error)
             if delay is not None:
                 run.sleep(delay)
                 retries += 1
