@@ -21,6 +21,14 @@ from distmap.errors import (
 
 if TYPE_CHECKING:
     from distmap.api import run
+    from distmap.asl.callbacks import (
+        TaskTokenError,
+        current_task_token,
+        send_task_failure,
+        send_task_heartbeat,
+        send_task_success,
+    )
+    from distmap.asl.execution import validate
     from distmap.config import MapJob, load_job
     from distmap.run_state import ItemCounts, MapRunResult
 
@@ -33,6 +41,12 @@ _LAZY = {
     "load_job": "distmap.config",
     "ItemCounts": "distmap.run_state",
     "MapRunResult": "distmap.run_state",
+    "send_task_success": "distmap.asl.callbacks",
+    "send_task_failure": "distmap.asl.callbacks",
+    "send_task_heartbeat": "distmap.asl.callbacks",
+    "current_task_token": "distmap.asl.callbacks",
+    "TaskTokenError": "distmap.asl.callbacks",
+    "validate": "distmap.asl.execution",
 }
 
 
@@ -69,9 +83,15 @@ __all__ = [
     "ResultWriterFailed",
     "StatesError",
     "TaskFailed",
+    "TaskTokenError",
     "Timeout",
     "__version__",
+    "current_task_token",
     "execute",
     "load_job",
     "run",
+    "send_task_failure",
+    "send_task_heartbeat",
+    "send_task_success",
+    "validate",
 ]

@@ -3,6 +3,8 @@
     distmap run CONFIG [--backend local|ray] [--address ADDR] [--set Field=value ...]
                        [--log-json] [--run-id ID]
     distmap execute DEFINITION [--input JSON|@file] [--resources FILE] [--backend local|ray]
+                               [--stub echo]
+    distmap validate DEFINITION [--resources FILE] [--json]
 
 ``run`` exit codes: 0 the map run SUCCEEDED; 1 it FAILED (the ASL error name is printed); 2 the
 job file or arguments are invalid, the source / destination cannot be opened, or the backend
@@ -10,6 +12,10 @@ cannot start (nothing ran); 130 the run was ABORTED (Ctrl-C / SIGTERM).
 
 ``execute`` prints the StartSyncExecution-shaped response and exits 0 whatever the execution's
 status; 2 when it cannot start (bad definition, unmapped resources, backend unavailable).
+
+``validate`` checks a definition without running it and lists every resource, Lambda function,
+state machine and activity it needs, with what maps each; exit 0 when everything is mapped, 1
+when something is unmapped, 2 when the definition or the resources file is invalid.
 """
 
 from __future__ import annotations
@@ -66,11 +72,20 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--input", default="{}", help="the execution input: JSON text, or @file (default {})")
     e.add_argument("--resources", help="YAML/JSON file mapping Task Resource strings to module:function")
     e.add_argument("--backend", choices=BACKENDS, default="local", help="where DISTRIBUTED Map items run")
+    e.add_argument(
+        "--stub",
+        choices=["echo"],
+        help="run every unmapped Task as an echo stub (its result is its input): a dry run",
+    )
     e.add_argument("--address", help="ray backend: the cluster to join")
     e.add_argument("--name", help="execution name (default: a UUID)")
     e.add_argument("--state-machine-name", help="name used in ARNs (default: the definition file name)")
     e.add_argument("--log-json", action="store_true", help="JSON log lines on stderr even on a terminal")
     e.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    v = sub.add_parser("validate", help="check a state machine definition and list what it needs")
+    v.add_argument("definition", help="the state machine definition (JSON or YAML file)")
+    v.add_argument("--resources", help="the resources file to check the definition against")
+    v.add_argument("--json", action="store_true", help="print the report as JSON")
     return p
 
 
@@ -80,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args)
     if args.command == "execute":
         return _execute(args)
+    if args.command == "validate":
+        return _validate(args)
     return EXIT_USAGE  # pragma: no cover
 
 
@@ -157,6 +174,7 @@ def _execute(args: argparse.Namespace) -> int:
             backend=args.backend,
             name=args.name,
             state_machine_name=args.state_machine_name,
+            stub=args.stub,
             **options,
         )
     except ConfigError as exc:
@@ -167,6 +185,50 @@ def _execute(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     print(json.dumps(response, indent=2))
     return EXIT_OK
+
+
+def _validate(args: argparse.Namespace) -> int:
+    """Exit 0 when every requirement is mapped, 1 when some are not, 2 when invalid."""
+    from distmap.asl.execution import validate
+
+    configure_logging(json=not sys.stderr.isatty(), level="warning")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        report = validate(args.definition, args.resources)
+    except ConfigError as exc:
+        print(f"distmap: invalid: {redact(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(_validate_text(report))
+    return EXIT_FAILED if report["unmapped"] else EXIT_OK
+
+
+def _validate_text(report: dict) -> str:
+    needs = report["requirements"]
+    lines = [f"{report['definition']}: valid ({report['states']} states)"]
+    if not needs:
+        lines.append("needs nothing mapped (no Task states)")
+    else:
+        lines.append("needs:")
+        kind_w = max(len(n["kind"]) for n in needs)
+        name_w = min(max(len(n["name"]) for n in needs), 72)
+        for n in needs:
+            target = n["target"] or "UNMAPPED"
+            where = ", ".join(n["states"])
+            lines.append(f"  {n['kind']:<{kind_w}}  {n['name']:<{name_w}}  -> {target}   [{where}]")
+    missing = report["unmapped"]
+    if missing:
+        lines.append(
+            f"{len(missing)} unmapped: "
+            + ", ".join(f"{n['kind']} {n['name']}" for n in missing)
+            + " (map them in the resources file, or try a dry run with: distmap execute ... --stub echo)"
+        )
+    else:
+        lines.append("everything is mapped")
+    return "\n".join(lines)
 
 
 def _lvl(name: str) -> int:

@@ -128,13 +128,20 @@ def error_matches(error: str, error_equals: tuple[str, ...] | list[str]) -> bool
     """Whether an ASL ``ErrorEquals`` list matches ``error``.
 
     ``States.ALL`` matches every error except the terminal ones; ``States.TaskFailed``
-    matches every error except ``States.Timeout`` and the terminal ones (AWS error-handling rules).
+    matches every error except the timeouts and the terminal ones; ``States.Timeout`` also matches
+    ``States.HeartbeatTimeout`` (a task that stopped sending heartbeats timed out) - AWS's
+    error-handling rules.
     """
     for name in error_equals:
         if name == error:
             return True
         if name == "States.ALL" and error not in TERMINAL_ERRORS:
             return True
-        if name == "States.TaskFailed" and error not in TERMINAL_ERRORS and error != "States.Timeout":
+        if name == "States.TaskFailed" and error not in TERMINAL_ERRORS and error not in _TIMEOUTS:
+            return True
+        if name == "States.Timeout" and error == "States.HeartbeatTimeout":
             return True
     return False
+
+
+_TIMEOUTS = ("States.Timeout", "States.HeartbeatTimeout")

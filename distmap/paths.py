@@ -133,7 +133,7 @@ def compile_template(template: Any, *, where: str = "") -> Callable[[Any, Any], 
     if isinstance(template, list):
         parts = [compile_template(x, where=f"{where}[{i}]") for i, x in enumerate(template)]
         if _is_static(template):
-            return lambda _v, _c: _copy(template)
+            return lambda _v, _c: copy_json(template)
         return lambda v, ctx: [p(v, ctx) for p in parts]
     return lambda _v, _c: template
 
@@ -169,11 +169,12 @@ def _is_static(val: Any) -> bool:
     return True
 
 
-def _copy(val: Any) -> Any:
+def copy_json(val: Any) -> Any:
+    """A deep copy of a JSON value (objects and arrays are copied, scalars shared)."""
     if isinstance(val, dict):
-        return {k: _copy(v) for k, v in val.items()}
+        return {k: copy_json(v) for k, v in val.items()}
     if isinstance(val, list):
-        return [_copy(x) for x in val]
+        return [copy_json(x) for x in val]
     return val
 
 
@@ -189,7 +190,7 @@ def set_path(document: Any, path: str | None, value: Any) -> Any:
         raise PathSyntaxError("ResultPath cannot point into the context object ($$)")
     if not steps:
         return value
-    root = _copy(document) if isinstance(document, dict) else {}
+    root = copy_json(document) if isinstance(document, dict) else {}
     cur = root
     for step in steps[:-1]:
         if isinstance(step, int):

@@ -69,10 +69,16 @@ def test_each_retrier_counts_its_own_attempts_and_first_match_wins():
         ("ValueError", ["States.TaskFailed"], True),
         ("States.Timeout", ["States.TaskFailed"], False),
         ("States.Timeout", ["States.Timeout"], True),
+        ("States.HeartbeatTimeout", ["States.Timeout"], True),  # a heartbeat timeout is a timeout
+        ("States.HeartbeatTimeout", ["States.HeartbeatTimeout"], True),
+        ("States.HeartbeatTimeout", ["States.TaskFailed"], False),
+        ("States.HeartbeatTimeout", ["States.ALL"], True),
+        ("States.Timeout", ["States.HeartbeatTimeout"], False),
     ],
 )
 def test_error_matching_rules(error, equals, expected):
-    """ErrorEquals matching follows AWS: States.ALL skips terminal errors, TaskFailed skips Timeout."""
+    """ErrorEquals matching follows AWS: States.ALL skips terminal errors, TaskFailed skips the
+    timeouts, and States.Timeout also covers States.HeartbeatTimeout."""
     assert error_matches(error, equals) is expected
 
 

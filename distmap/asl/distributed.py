@@ -56,7 +56,7 @@ class ChildMachine:
 
     def ship_modules(self) -> list[str]:
         """Item-function specs whose modules must reach Ray workers."""
-        return [t for t in self.resources.mapping.values() if isinstance(t, str)]
+        return [t for t in self.resources.ship_specs() if isinstance(t, str)]
 
     def __call__(self, item: Any) -> Any:
         if self._machine is None:

@@ -62,7 +62,7 @@ from typing import Any
 import orjson
 
 from distmap.errors import Runtime, StatesError
-from distmap.paths import PathSyntaxError
+from distmap.paths import PathSyntaxError, copy_json
 
 __all__ = [
     "PathSyntaxError",
@@ -102,15 +102,6 @@ def json_equal(a: Any, b: Any) -> bool:
     if isinstance(a, list):
         return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
     return a == b
-
-
-def copy_json(value: Any) -> Any:
-    """A deep copy of a JSON value (objects and arrays are copied, scalars shared)."""
-    if isinstance(value, dict):
-        return {k: copy_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [copy_json(v) for v in value]
-    return value
 
 
 def render_json(value: Any, limit: int = _CAUSE_INPUT_LIMIT) -> str:

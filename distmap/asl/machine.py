@@ -27,7 +27,7 @@ from distmap.asl.resources import Resources
 from distmap.asl.templates import compile_payload
 from distmap.config.parse import Fields, parse_catchers, parse_retriers
 from distmap.errors import ConfigError, Runtime, StatesError, error_matches
-from distmap.paths import PathSyntaxError
+from distmap.paths import PathSyntaxError, copy_json
 from distmap.records import iso_now
 from distmap.retry import RetryPolicy
 
@@ -268,7 +268,7 @@ class PassState(State):
         ctx = run.context(self.name)
         effective = self.effective_input(raw, ctx)
         if self.has_result:
-            result = _copy(self.result)
+            result = copy_json(self.result)
         elif self.parameters is not None:
             result = self.parameters(effective, ctx)
         else:
@@ -277,6 +277,9 @@ class PassState(State):
 
 
 class TaskState(_Worker):
+    """A Task: its Resource is a Lambda function, an AWS service integration, a child state
+    machine, an activity or a custom string (``distmap.asl.integrations``)."""
+
     def __init__(self, name: str, f: Fields, where: str) -> None:
         super().__init__(name, f, where)
         self.resource = f.string("Resource", required=True)
@@ -285,26 +288,68 @@ class TaskState(_Worker):
         if self.timeout and self.heartbeat and self.heartbeat >= self.timeout:
             raise f.error("HeartbeatSeconds", "must be smaller than TimeoutSeconds")
         f.get("Credentials")
+        from distmap.asl.integrations import parse_integration
+
+        assert self.resource is not None
+        self.integration = parse_integration(self.resource, f.get("Parameters"), f)
 
     def resources(self) -> list[str]:
         return [self.resource] if self.resource else []
 
+    def execute(self, raw: Any, run: Run) -> tuple[Any, str | None]:
+        if self.integration.uses_token:
+            run = self._with_task_token(run)
+        return super().execute(raw, run)
+
+    @staticmethod
+    def _with_task_token(run: Run) -> Run:
+        """A copy of ``run`` whose context object carries a fresh ``Task.Token`` per attempt."""
+        import copy
+
+        from distmap.asl.callbacks import new_token
+
+        tokened = copy.copy(run)
+        base = run.context
+
+        def context(state: str, retry_count: int = 0, entered: str | None = None) -> dict[str, Any]:
+            ctx = base(state, retry_count, entered)
+            ctx["Task"] = {"Token": new_token()}
+            return ctx
+
+        tokened.context = context  # type: ignore[method-assign]
+        return tokened
+
     def work(self, params: Any, ctx: dict[str, Any], run: Run) -> Any:
+        from distmap.asl.integrations import TaskCall
+
         effective = ctx.pop(_EFFECTIVE, params)
-        assert self.resource is not None
-        fn = run.resources.function(self.resource)
         timeout = self.timeout
         if self.timeout_path is not None:
             timeout = _positive_number(self.timeout_path.evaluate(effective, ctx), "TimeoutSecondsPath")
-        limit = timeout
+        heartbeat = self.heartbeat
+        if self.heartbeat_path is not None:
+            heartbeat = _positive_number(self.heartbeat_path.evaluate(effective, ctx), "HeartbeatSecondsPath")
+        call = TaskCall(self.integration, run, ctx, heartbeat)
+        # the first limit to pass ends the task: TimeoutSeconds; HeartbeatSeconds as a plain limit
+        # when nothing can send heartbeats (a callback task's wait enforces it itself); the
+        # execution's deadline
+        limits: list[tuple[float, str | None]] = []
+        if timeout is not None:
+            limits.append((timeout, "States.Timeout"))
+        if heartbeat is not None and not call.heartbeats:
+            limits.append((heartbeat, "States.HeartbeatTimeout"))
         remaining = run.remaining()
         if remaining is not None:
-            limit = remaining if limit is None else min(limit, remaining)
-        if limit is None:
-            return _call(fn, params)
-        return _call_with_timeout(
-            fn, params, limit, timed_out_by_task=timeout is not None and limit == timeout
-        )
+            limits.append((remaining, None))
+        try:
+            if not limits:
+                return _call(call, params)
+            limit, error = min(limits, key=lambda lim: lim[0])
+            return _call_with_timeout(
+                call, params, limit, timed_out_by_task=error is not None, error=error or "States.Timeout"
+            )
+        finally:
+            call.close()
 
 
 def _positive_number(value: Any, what: str) -> float:
@@ -328,10 +373,17 @@ def _call(fn: Callable[[Any], Any], params: Any) -> Any:
 
 
 def _call_with_timeout(
-    fn: Callable[[Any], Any], params: Any, limit: float, *, timed_out_by_task: bool
+    fn: Callable[[Any], Any],
+    params: Any,
+    limit: float,
+    *,
+    timed_out_by_task: bool,
+    error: str = "States.Timeout",
 ) -> Any:
     """Run the task function on a daemon thread; give up after ``limit`` seconds (the thread is
-    abandoned, its late result ignored)."""
+    abandoned, its late result ignored). ``timed_out_by_task``: the limit is the Task's own
+    (TimeoutSeconds, or HeartbeatSeconds with ``error`` States.HeartbeatTimeout), else it is the
+    execution's deadline."""
     box: dict[str, Any] = {}
     done = threading.Event()
 
@@ -345,12 +397,14 @@ def _call_with_timeout(
 
     threading.Thread(target=target, name="distmap-task", daemon=True).start()
     if not done.wait(limit):
-        if timed_out_by_task:
-            raise StatesError("States.Timeout", f"the task did not finish within {limit:g} seconds")
-        raise ExecutionTimedOut()
+        if not timed_out_by_task:
+            raise ExecutionTimedOut()
+        if error == "States.HeartbeatTimeout":
+            raise StatesError(error, f"the task sent no heartbeat within HeartbeatSeconds ({limit:g})")
+        raise StatesError(error, f"the task did not finish within {limit:g} seconds")
     if "error" in box:
         exc = box["error"]
-        if isinstance(exc, StatesError):
+        if isinstance(exc, StatesError | ExecutionTimedOut | _Cancelled):
             raise exc
         raise StatesError(type(exc).__name__, str(exc))
     return box.get("value")
@@ -498,7 +552,7 @@ class ParallelState(_Worker):
         ctx.pop(_EFFECTIVE, None)
         sub = _child_run(run)
         with ThreadPoolExecutor(max_workers=len(self.branches), thread_name_prefix="distmap-branch") as pool:
-            futures = [pool.submit(b.run, _copy(params), sub) for b in self.branches]
+            futures = [pool.submit(b.run, copy_json(params), sub) for b in self.branches]
             _done, _ = wait(futures, return_when=FIRST_EXCEPTION)
             failed = [fu for fu in futures if fu.done() and fu.exception() is not None]
             if failed:
@@ -652,14 +706,6 @@ _STATE_CLASSES: dict[str, type[State]] = {
     "Parallel": ParallelState,
     "Map": MapState,
 }
-
-
-def _copy(val: Any) -> Any:
-    if isinstance(val, dict):
-        return {k: _copy(v) for k, v in val.items()}
-    if isinstance(val, list):
-        return [_copy(x) for x in val]
-    return val
 
 
 # --------------------------------------------------------------------------- machines
