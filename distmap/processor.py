@@ -351,13 +351,11 @@ class BatchProcessor:
 
     def _collect(self, ex: _Execution, ok: list[bytes], bad: list[bytes], counts: list[int]) -> None:
         """Encode one finished execution of the fast path into ``ok`` / ``bad``."""
-        tmp = ChunkResult(seq=-1)
-        self._encode([ex], tmp)
-        if tmp.succeeded_records:
-            ok.append(tmp.succeeded)
-        else:
-            bad.append(tmp.failed)
-            counts[1 if tmp.items_timed_out else 0] += 1
+        kind = self._encode_one(ex, ok, bad, time.time())
+        if kind == "failed":
+            counts[0] += 1
+        elif kind == "timed_out":
+            counts[1] += 1
 
     def failed_result(self, chunk: Chunk, error: str, cause: str) -> ChunkResult:
         """FAILED records for every item of a chunk that could not be run (its worker kept dying)."""
@@ -602,43 +600,48 @@ class BatchProcessor:
 
     # ------------------------------------------------------------------ encoding
     def _encode(self, executions: list[_Execution], res: ChunkResult) -> None:
-        enc = self.encoder
         ok: list[bytes] = []
         bad: list[bytes] = []
-        flatten = self.flatten
         now = time.time()
         for ex in executions:
-            outcome = ex.outcome
-            start = ex.start or now
-            stop = ex.stop or now
-            if outcome is None:  # cannot happen; never lose an item silently
-                outcome = ("fail", "States.Runtime", "internal error: the item was not run")
-            input_json = ex.input_json
-            if input_json is None:
-                input_json = _dumps(ex.input)
-            if outcome[0] == "ok":
-                try:
-                    out_json = _dumps(outcome[1])
-                except (TypeError, orjson.JSONEncodeError) as exc:
-                    outcome = (
-                        "fail",
-                        "States.Runtime",
-                        f"the function returned a value that is not JSON-serializable: {exc}",
-                    )
-                else:
-                    if flatten and isinstance(outcome[1], list):
-                        ok.extend(_dumps(v) for v in outcome[1])
-                    else:
-                        ok.append(enc.succeeded(ex.index, input_json, out_json, start, stop))
-                    res.items_succeeded += ex.items
-                    continue
-            _, error, cause = outcome
-            bad.append(enc.failed(ex.index, input_json, error, cause, start, stop))
-            if error == "States.Timeout":
+            kind = self._encode_one(ex, ok, bad, now)
+            if kind == "succeeded":
+                res.items_succeeded += ex.items
+            elif kind == "timed_out":
                 res.items_timed_out += ex.items
             else:
                 res.items_failed += ex.items
         _set_records(res, self.spec.record_sep, ok, bad)
+
+    def _encode_one(self, ex: _Execution, ok: list[bytes], bad: list[bytes], now: float) -> str:
+        """Append one finished execution's record(s); return succeeded / failed / timed_out."""
+        enc = self.encoder
+        outcome = ex.outcome
+        start = ex.start or now
+        stop = ex.stop or now
+        if outcome is None:  # cannot happen; never lose an item silently
+            outcome = ("fail", "States.Runtime", "internal error: the item was not run")
+        input_json = ex.input_json
+        if input_json is None:
+            input_json = _dumps(ex.input)
+        if outcome[0] == "ok":
+            try:
+                out_json = _dumps(outcome[1])
+            except (TypeError, orjson.JSONEncodeError) as exc:
+                outcome = (
+                    "fail",
+                    "States.Runtime",
+                    f"the function returned a value that is not JSON-serializable: {exc}",
+                )
+            else:
+                if self.flatten and isinstance(outcome[1], list):
+                    ok.extend(_dumps(v) for v in outcome[1])
+                else:
+                    ok.append(enc.succeeded(ex.index, input_json, out_json, start, stop))
+                return "succeeded"
+        _, error, cause = outcome
+        bad.append(enc.failed(ex.index, input_json, error, cause, start, stop))
+        return "timed_out" if error == "States.Timeout" else "failed"
 
 
 def _compact_record(index: int, input_json: bytes, output_json: bytes, start: float, stop: float) -> bytes:
