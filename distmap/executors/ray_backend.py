@@ -200,13 +200,14 @@ class RayExecutor:
         ray = self._ray
         if ray is None or not ray.is_initialized():
             return {}
-        nodes = [n for n in ray.nodes() if n.get("Alive")]
-        return {
-            "ray_address": ray.get_runtime_context().gcs_address,
-            "ray_nodes": len(nodes),
-            "ray_cpus": int(ray.cluster_resources().get("CPU", 0)),
-            "shipped": [Path(p).name for p in self._shipped],
-        }
+        facts: dict[str, object] = {"shipped": [Path(p).name for p in self._shipped]}
+        try:  # informational only: some of these are not available through Ray Client (ray://)
+            facts["ray_nodes"] = sum(1 for n in ray.nodes() if n.get("Alive"))
+            facts["ray_cpus"] = int(ray.cluster_resources().get("CPU", 0))
+            facts["ray_address"] = ray.get_runtime_context().gcs_address
+        except Exception:
+            pass
+        return facts
 
     # -------------------------------------------------------------- lifecycle
     def start(self, spec: RunSpec, lanes: list[int]) -> None:
