@@ -22,6 +22,8 @@ import heapq
 import importlib
 import inspect
 import itertools
+import os
+import queue
 import signal
 import threading
 import time
@@ -704,6 +706,55 @@ class _Lane:
     current: tuple | None = None
     interrupted: int = 0
     abandoned: bool = False
+    busy: bool = True
+    """True while the lane's thread is running it (pooled threads outlive their lanes)."""
+
+
+class _LaneThreads:
+    """Threads for lanes, kept between chunks: starting 100 threads per chunk costs more than a
+    latency-bound chunk's last round. An idle thread waits for its next lane; a thread abandoned
+    by the watchdog (stuck in C code) rejoins the pool if it ever returns."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: list[tuple[threading.Thread, queue.SimpleQueue]] = []
+
+    def run(self, target: Callable[[Any, _Lane], None], board: Any, lane: _Lane) -> threading.Thread:
+        with self._lock:
+            entry = self._idle.pop() if self._idle else None
+        if entry is None:
+            inbox: queue.SimpleQueue = queue.SimpleQueue()
+            thread = threading.Thread(target=self._loop, args=(inbox,), daemon=True, name="distmap-lane")
+            entry = (thread, inbox)
+            inbox.put((target, board, lane))
+            thread.start()
+        else:
+            entry[1].put((target, board, lane))
+        return entry[0]
+
+    def _loop(self, inbox: queue.SimpleQueue) -> None:
+        me = (threading.current_thread(), inbox)
+        while True:
+            try:
+                target, board, lane = inbox.get()
+                try:
+                    target(board, lane)
+                finally:
+                    lane.busy = False
+                with self._lock:
+                    self._idle.append(me)
+            except _AlarmTimeout:  # a late watchdog interrupt that missed its item: keep serving
+                continue
+
+
+    def forget(self) -> None:
+        """After fork: the parent's threads do not exist in the child."""
+        self._lock = threading.Lock()
+        self._idle = []
+
+
+_LANE_THREADS = _LaneThreads()
+os.register_at_fork(after_in_child=_LANE_THREADS.forget)
 
 
 class _LaneBoard:
@@ -721,13 +772,11 @@ class _LaneBoard:
 
     def spawn(self, target: Callable[[_LaneBoard, _Lane], None]) -> None:
         lane = _Lane()
-        t = threading.Thread(target=target, args=(self, lane), daemon=True, name="distmap-lane")
-        lane.thread = t
         self.lanes.append(lane)
-        t.start()
+        lane.thread = _LANE_THREADS.run(target, self, lane)
 
     def running_lanes(self) -> list[_Lane]:
-        return [lane for lane in self.lanes if lane.thread is not None and lane.thread.is_alive()]
+        return [lane for lane in self.lanes if lane.thread is not None and lane.busy]
 
     def take(self) -> tuple[_Execution, float] | None:
         with self.cond:
