@@ -57,7 +57,6 @@ class _Slot:
     ready_ref: Any = None
     state: str = "starting"  # starting | ready
     node_id: str | None = None
-    started_at: float = 0.0
     start_failures: int = 0
     inflight: deque[tuple[Any, Chunk]] = field(default_factory=deque)
 
@@ -230,7 +229,6 @@ class RayExecutor:
         slot.ready_ref = slot.actor.ready.remote()
         slot.state = "starting"
         slot.node_id = None
-        slot.started_at = time.monotonic()
 
     @property
     def capacity(self) -> int:
@@ -298,7 +296,6 @@ class RayExecutor:
         slot.state = "ready"
         slot.node_id = node_id
         slot.ready_ref = None
-        self._waiting_since = None
         if self._start_grace_until == 0.0:  # the first actor of the run is ready
             self._start_grace_until = time.monotonic() + START_GRACE_SECONDS
         if all(s.state == "ready" for s in self.slots):
