@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from distmap.asl.jsonpath import compile_query
+from distmap.asl.machine import non_negative_int
 from distmap.asl.resources import Resources
 from distmap.asl.templates import compile_payload
 from distmap.config.parse import Fields, parse_job
@@ -159,21 +161,23 @@ def _resolve(value: Any, effective: Any, ctx: Any) -> Any:
 
 def _dynamic_number(state: MapState, key: str, effective: Any, ctx: Any) -> Any:
     """``Key`` or the value at ``KeyPath`` (validated as AWS does: a bad value is States.Runtime)."""
-    from distmap.asl.jsonpath import compile_query
-    from distmap.asl.machine import non_negative_int
-
     d = state.distributed
     if key + "Path" not in d:
         return d.get(key)
-    value = compile_query(d[key + "Path"]).evaluate(effective, ctx)
     if key == "ToleratedFailurePercentage":
+        value = compile_query(d[key + "Path"]).evaluate(effective, ctx)
         if isinstance(value, str):
             with contextlib.suppress(ValueError):
                 value = float(value)
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
             raise Runtime(cause=f"{key}Path must resolve to a number between 0 and 100, got {value!r}")
         return value
-    return non_negative_int(value, f"{key}Path")
+    return _int_at(d[key + "Path"], f"{key}Path", effective, ctx)
+
+
+def _int_at(path: str, what: str, effective: Any, ctx: Any) -> int:
+    """The non-negative integer a ``*Path`` field selects (anything else is States.Runtime)."""
+    return non_negative_int(compile_query(path).evaluate(effective, ctx), what)
 
 
 def _job_mapping(state: MapState, effective: Any, ctx: Any, *, static_check: bool = False) -> dict[str, Any]:
@@ -183,15 +187,8 @@ def _job_mapping(state: MapState, effective: Any, ctx: Any, *, static_check: boo
     if reader is not None:
         config = dict(reader.get("ReaderConfig") or {})
         if "MaxItemsPath" in config:
-            from distmap.asl.jsonpath import compile_query
-            from distmap.asl.machine import non_negative_int
-
             path = config.pop("MaxItemsPath")
-            config["MaxItems"] = (
-                0
-                if static_check
-                else non_negative_int(compile_query(path).evaluate(effective, ctx), "MaxItemsPath")
-            )
+            config["MaxItems"] = 0 if static_check else _int_at(path, "MaxItemsPath", effective, ctx)
         job["ItemReader"] = {
             "Resource": reader["Resource"],
             "Parameters": _resolve(reader["Parameters"], effective, ctx),
@@ -222,16 +219,11 @@ def _job_mapping(state: MapState, effective: Any, ctx: Any, *, static_check: boo
 
 
 def _resolve_batcher(batcher: Any, effective: Any, ctx: Any, static_check: bool) -> dict[str, Any]:
-    from distmap.asl.jsonpath import compile_query
-    from distmap.asl.machine import non_negative_int
-
     out = {}
     for key, value in dict(batcher).items():
         if key in ("MaxItemsPerBatchPath", "MaxInputBytesPerBatchPath"):
             name = key[: -len("Path")]
-            out[name] = (
-                1 if static_check else non_negative_int(compile_query(value).evaluate(effective, ctx), key)
-            )
+            out[name] = 1 if static_check else _int_at(value, key, effective, ctx)
         elif key == "BatchInput":
             out[key] = value if static_check else _resolve(value, effective, ctx)
         else:

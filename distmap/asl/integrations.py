@@ -480,11 +480,9 @@ def _run_target(
     target: Target, integ: Integration, params: Any, run: Run, token: str | None
 ) -> tuple[Any, bool]:
     """An entry of ``Resources:``: echo, boto3, or a function receiving the Parameters."""
-    if target == "echo":
-        return _echo(integ, params, run), False
     waits = token is not None
-    if target == "boto3":
-        return _boto3(integ, params, run), waits
+    if target in ("echo", "boto3"):
+        return _stub_or_boto3(target, integ, params, run, waits)
     fn = run.resources.resolve(target)
     if token is not None:
         return callbacks.run_with_token(token, fn, params), waits
@@ -495,11 +493,9 @@ def _run_lambda(
     target: Target, ref: FunctionRef, integ: Integration, params: Any, run: Run, token: str | None
 ) -> tuple[Any, bool]:
     """A ``Functions:`` entry: the function runs as a Lambda function."""
-    if target == "echo":
-        return _echo(integ, params, run), False
     waits = token is not None
-    if target == "boto3":
-        return _boto3(integ, params, run), waits
+    if target in ("echo", "boto3"):
+        return _stub_or_boto3(target, integ, params, run, waits)
     fn = run.resources.resolve(target)
     if integ.kind == LAMBDA:
         return lambdas.run_function(fn, params)[0], False
@@ -510,6 +506,16 @@ def _run_lambda(
             return callbacks.run_with_token(token, plain, event)
 
     return lambdas.invoke(fn, params, ref), waits
+
+
+def _stub_or_boto3(
+    target: Target, integ: Integration, params: Any, run: Run, waits: bool
+) -> tuple[Any, bool]:
+    """The two targets that are not Python functions: an echo stub (never waits for a token) and
+    a real boto3 call (waits for its token when the Task has one)."""
+    if target == "echo":
+        return _echo(integ, params, run), False
+    return _boto3(integ, params, run), waits
 
 
 def _boto3(integ: Integration, params: Any, run: Run) -> Any:

@@ -21,7 +21,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from distmap.asl.choice import compile_choice_state
+from distmap.asl.choice import compile_choice_state, parse_timestamp
 from distmap.asl.jsonpath import compile_query, is_reference_path, set_result_path
 from distmap.asl.resources import Resources
 from distmap.asl.templates import compile_payload
@@ -32,7 +32,6 @@ from distmap.records import iso_now
 from distmap.retry import RetryPolicy
 
 STATE_TYPES = ("Pass", "Task", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map")
-_EFFECTIVE = "\x00effective"
 INLINE_MAP_CONCURRENCY = 40  # AWS runs at most 40 inline Map iterations at once
 UNSUPPORTED = {
     "QueryLanguage": "JSONata is not supported yet; use JSONPath (the default)",
@@ -218,7 +217,8 @@ class _Worker(State):
     def targets(self) -> list[tuple[str, str]]:
         return super().targets() + [(f"Catch[{i}].Next", c.next or "") for i, c in enumerate(self.catchers)]
 
-    def work(self, params: Any, ctx: dict[str, Any], run: Run) -> Any:  # pragma: no cover - abstract
+    def work(self, params: Any, effective: Any, ctx: dict[str, Any], run: Run) -> Any:  # pragma: no cover
+        """The state's work on ``params`` (``effective`` is the input before Parameters)."""
         raise NotImplementedError
 
     def execute(self, raw: Any, run: Run) -> tuple[Any, str | None]:
@@ -231,8 +231,7 @@ class _Worker(State):
             try:
                 effective = self.effective_input(raw, ctx)
                 params = self.parameters(effective, ctx) if self.parameters is not None else effective
-                ctx[_EFFECTIVE] = effective  # taken out again first thing in work()
-                result = self.work(params, ctx, run)
+                result = self.work(params, effective, ctx, run)
                 if self.result_selector is not None:
                     result = self.result_selector(result, ctx)
                 return self.final_output(set_result_path(raw, self.result_path, result), ctx), self.next
@@ -319,10 +318,9 @@ class TaskState(_Worker):
         tokened.context = context  # type: ignore[method-assign]
         return tokened
 
-    def work(self, params: Any, ctx: dict[str, Any], run: Run) -> Any:
+    def work(self, params: Any, effective: Any, ctx: dict[str, Any], run: Run) -> Any:
         from distmap.asl.integrations import TaskCall
 
-        effective = ctx.pop(_EFFECTIVE, params)
         timeout = self.timeout
         if self.timeout_path is not None:
             timeout = _positive_number(self.timeout_path.evaluate(effective, ctx), "TimeoutSecondsPath")
@@ -484,17 +482,9 @@ class WaitState(State):
 
 
 def _parse_timestamp(text: Any) -> float | None:
-    from datetime import datetime
-
-    if not isinstance(text, str) or "T" not in text:
-        return None
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if value.tzinfo is None:
-        return None
-    return value.timestamp()
+    """Epoch seconds of an ASL timestamp (the grammar Choice's Timestamp* rules use), or None."""
+    instant = parse_timestamp(text) if isinstance(text, str) else None
+    return None if instant is None else instant.seconds + float(instant.fraction)
 
 
 class SucceedState(State):
@@ -548,8 +538,7 @@ class ParallelState(_Worker):
     def resources(self) -> list[str]:
         return [r for b in self.branches for r in b.resources()]
 
-    def work(self, params: Any, ctx: dict[str, Any], run: Run) -> Any:
-        ctx.pop(_EFFECTIVE, None)
+    def work(self, params: Any, effective: Any, ctx: dict[str, Any], run: Run) -> Any:
         sub = _child_run(run)
         with ThreadPoolExecutor(max_workers=len(self.branches), thread_name_prefix="distmap-branch") as pool:
             futures = [pool.submit(b.run, copy_json(params), sub) for b in self.branches]
@@ -641,8 +630,7 @@ class MapState(_Worker):
         value = self.max_concurrency_path.evaluate(effective, ctx)
         return non_negative_int(value, "MaxConcurrencyPath")
 
-    def work(self, params: Any, ctx: dict[str, Any], run: Run) -> Any:
-        ctx.pop(_EFFECTIVE, None)
+    def work(self, params: Any, effective: Any, ctx: dict[str, Any], run: Run) -> Any:
         if self.mode == "DISTRIBUTED":
             from distmap.asl.distributed import run_distributed_map
 
