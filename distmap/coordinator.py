@@ -179,6 +179,11 @@ class Coordinator:
         self._retries = 0
         self._total_bytes: int | None = None
         self._backend_seconds = 0.0
+        self._next_index = 0
+        """Index the next block read will start at: items dispatched so far."""
+        self._unread = 0
+        """Items counted by the splitter that a worker could not read (malformed data): not items."""
+        self._read_stop: _Stop | None = None
 
     def request_abort(self) -> None:
         """Stop the run: no new chunks, running ones are cut short, unrun items become PENDING."""
@@ -294,15 +299,14 @@ class Coordinator:
         self._sizer = sizer
         max_items = job.item_reader.max_items
         next_seq = 0
-        next_index = 0
         last_progress = 0.0
         stop: _Stop | None = None
 
         def total_known() -> int | None:
-            if self._reader_done:
-                return next_index
+            if self._reader_done or self._read_stop is not None:
+                return self.counts.total
             if counter is not None and counter.total is not None:
-                return counter.total
+                return counter.total - self._unread
             return None
 
         while True:
@@ -316,7 +320,7 @@ class Coordinator:
                     continue
                 if self._reader_done:
                     break
-                remaining = (max_items - next_index) if max_items else None
+                remaining = (max_items - self._next_index) if max_items else None
                 if remaining is not None and remaining <= 0:
                     self._reader_done = True
                     break
@@ -333,10 +337,10 @@ class Coordinator:
                     len(block.payload) if isinstance(block.payload, bytes) else sum(map(len, block.payload))
                 )
                 sizer.saw_block(size, block.count)
-                chunk = Chunk(next_seq, next_index, block)
+                chunk = Chunk(next_seq, self._next_index, block)
                 next_seq += 1
-                next_index += block.count
-                self.counts.total = next_index
+                self._next_index += block.count
+                self.counts.total = self._next_index - self._unread
                 ex.submit(chunk)
             if not ex.outstanding() and (stop is not None or (self._reader_done and not self._requeue)):
                 break
@@ -380,14 +384,22 @@ class Coordinator:
         if isinstance(done, Crashed):
             return self._handle_crash(done, writer, local)
         res = done.result
-        if res.reader_error is not None:
-            self.log.error("map_run.item_reader_failed", cause=res.reader_error)
-            return _Stop("reader", "States.ItemReaderFailed", res.reader_error)
         self._record(res, writer)
         self._sizer.saw_result(res)
-        return None
+        return self._read_stop
+
+    def _unreadable(self, unread: int, cause: str) -> None:
+        """A worker found malformed data: the block's items from there on are not items. The run
+        fails with States.ItemReaderFailed (the first such cause is kept)."""
+        self._unread += unread
+        self.counts.total = self._next_index - self._unread
+        if self._read_stop is None:
+            self.log.error("map_run.item_reader_failed", cause=cause)
+            self._read_stop = _Stop("reader", "States.ItemReaderFailed", cause)
 
     def _record(self, res: ChunkResult, writer: ResultWriter | None) -> None:
+        if res.reader_error is not None:
+            self._unreadable(res.unread, res.reader_error)
         if writer is not None:
             writer.write("SUCCEEDED", res.succeeded, res.succeeded_records, res.succeeded_ends)
             writer.write("FAILED", res.failed, res.failed_records, res.failed_ends)
@@ -438,7 +450,7 @@ class Coordinator:
         cause = f"{done.reason} while running this item, {chunk.crashes} times; it was not retried further"
         self.log.error("map_run.item_killed_worker", first_index=chunk.first_index, cause=cause)
         self._record(local.failed_result(chunk, CRASH_ERROR, cause), writer)
-        return None
+        return self._read_stop
 
     # ------------------------------------------------------------------ end of run
     def _write_pending(
@@ -448,12 +460,14 @@ class Coordinator:
         self._requeue.clear()
         pending = 0
         for chunk in chunks:
-            data, n, bounds = local.pending_records(chunk)
+            data, n, bounds, error = local.pending_records(chunk)
             if writer is not None:
                 writer.write("PENDING", data, n, bounds)
-            pending += chunk.block.count
-        if include_rest and not self._reader_done:
-            index = self.counts.total  # items read so far
+            pending += n
+            if error is not None:
+                self._unreadable(error.unread, error.cause)
+        if include_rest and not self._reader_done and self._read_stop is None:
+            index = self._next_index
             max_items = self.job.item_reader.max_items
             while True:
                 remaining = (max_items - index) if max_items else None
@@ -470,11 +484,16 @@ class Coordinator:
                     break
                 chunk = Chunk(-1, index, block)
                 index += block.count
-                data, n, bounds = local.pending_records(chunk)
+                self._next_index = index
+                data, n, bounds, error = local.pending_records(chunk)
                 if writer is not None:
                     writer.write("PENDING", data, n, bounds)
-                pending += block.count
-            self.counts.total = index
+                pending += n
+                if error is not None:
+                    self.log.warning("map_run.pending_incomplete", cause=error.cause)
+                    self._unread += error.unread
+                    break
+            self.counts.total = self._next_index - self._unread
         self.counts.pending += pending
 
     def _finish(

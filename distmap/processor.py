@@ -86,7 +86,18 @@ class ChunkResult:
     items_timed_out: int = 0
     retries: int = 0
     reader_error: str | None = None
+    """The cause of ``States.ItemReaderFailed`` when the block held malformed data: the items
+    before it were run as usual, the rest of the block (``unread``) was not read."""
+    unread: int = 0
     busy_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReadError:
+    """Malformed data inside a block: ``unread`` of its items (the bad one on) could not be read."""
+
+    cause: str
+    unread: int
 
 
 class _AlarmTimeout(BaseException):
@@ -165,38 +176,43 @@ class BatchProcessor:
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ building executions
-    def _executions(self, chunk: Chunk) -> list[_Execution]:
+    def _executions(self, chunk: Chunk) -> tuple[list[_Execution], ReadError | None]:
+        """Decode a chunk into executions. Malformed data ends the list: the items before it
+        are returned with a ``ReadError`` saying how many of the chunk's items were not read."""
         spec = self.spec
         selector = self.selector
         state_input = spec.job.input
         base_ctx = spec.context
         out: list[_Execution] = []
         index = chunk.first_index
-        for _line, value, raw in decode_block(spec.decode, chunk.block):
-            if selector is not None:
-                ctx = dict(base_ctx)
-                ctx["Map"] = {"Item": {"Index": index, "Value": value}}
-                try:
-                    child = selector(state_input, ctx)
-                except StatesError as exc:
-                    out.append(_Execution(index, 1, value, None, outcome=("fail", exc.error, exc.cause)))
-                    index += 1
-                    continue
-                out.append(_Execution(index, 1, child, None))
-            else:
-                out.append(_Execution(index, 1, value, raw.strip() if raw is not None else None))
-            index += 1
-        if len(out) != chunk.block.count:
-            raise ItemReaderFailed(
-                cause=(
-                    f"{spec.decode.source} lines {chunk.block.first_line}+: found {len(out)} records where "
-                    f"{chunk.block.count} were expected; a double quote inside an unquoted CSV field makes "
-                    "record boundaries ambiguous - quote such fields (RFC 4180)"
-                )
+        error: ReadError | None = None
+        try:
+            for _line, value, raw in decode_block(spec.decode, chunk.block):
+                if selector is not None:
+                    ctx = dict(base_ctx)
+                    ctx["Map"] = {"Item": {"Index": index, "Value": value}}
+                    try:
+                        child = selector(state_input, ctx)
+                    except StatesError as exc:
+                        out.append(_Execution(index, 1, value, None, outcome=("fail", exc.error, exc.cause)))
+                        index += 1
+                        continue
+                    out.append(_Execution(index, 1, child, None))
+                else:
+                    out.append(_Execution(index, 1, value, raw.strip() if raw is not None else None))
+                index += 1
+        except ItemReaderFailed as exc:
+            error = ReadError(exc.cause, chunk.block.count - len(out))
+        if error is None and len(out) != chunk.block.count:  # the splitter and the parser disagree
+            error = ReadError(
+                f"{spec.decode.source} lines {chunk.block.first_line}+: internal error: {len(out)} records "
+                f"decoded where {chunk.block.count} were counted",
+                max(0, chunk.block.count - len(out)),
             )
+            del out[chunk.block.count :]
         if self.batcher is None:
-            return out
-        return self._batch(out)
+            return out, error
+        return self._batch(out), error
 
     def _batch(self, singles: list[_Execution]) -> list[_Execution]:
         b = self.batcher
@@ -248,11 +264,9 @@ class BatchProcessor:
             if fast:
                 res.busy_seconds = time.perf_counter() - t0
                 return res
-        try:
-            executions = self._executions(chunk)
-        except ItemReaderFailed as exc:
-            res.reader_error = exc.cause
-            return res
+        executions, error = self._executions(chunk)
+        if error is not None:
+            res.reader_error, res.unread = error.cause, error.unread
         if self.is_async:
             self._run_async(executions)
         elif self.lanes == 1 and (
@@ -281,8 +295,8 @@ class BatchProcessor:
         """The hot loop for the common case (JSONL, no selector/batcher/timeout, one lane).
 
         Identical results to the general path; an item that raises is handed to the general
-        retry/catch machinery (retries wait on a timer heap, not in line). Returns False (nothing
-        done) if the block has malformed JSON, so the general path reports it with its line.
+        retry/catch machinery (retries wait on a timer heap, not in line). A malformed line ends
+        the chunk there, as in the general path: the items before it are run and recorded.
         """
         payload = chunk.block.payload
         assert isinstance(payload, bytes)
@@ -298,50 +312,56 @@ class BatchProcessor:
         waiting = _RetryHeap()
         deferred: list[_Execution] = []
         index = chunk.first_index
-        try:
-            for line in payload.split(b"\n"):
-                if not line or line.isspace():
-                    continue
+        for line in payload.split(b"\n"):
+            if not line or line.isspace():
+                continue
+            try:
                 value = loads(line)
-                start = now()
-                try:
-                    out = fn(value)
-                except KeyboardInterrupt:
-                    raise
-                except BaseException as exc:
-                    ex = _Execution(index, 1, value, line.strip(), start=start)
-                    error, cause = _classify(exc)
-                    delay = self._after_failure(ex, error, cause)
-                    if delay is None:
-                        ex.stop = now()
-                        self._collect(ex, ok, bad, counts)
-                    else:
-                        waiting.push(ex, delay)
-                        deferred.append(ex)
-                    index += 1
-                    continue
-                finally:
-                    if waiting:
-                        self._run_due(waiting, block=False)
-                stop = now()
-                try:
-                    out_json = dumps(out)
-                except (TypeError, orjson.JSONEncodeError) as exc:
-                    ex = _Execution(index, 1, value, line.strip(), start=start, stop=stop)
-                    ex.outcome = (
-                        "fail",
-                        "States.Runtime",
-                        f"the function returned a value that is not JSON-serializable: {exc}",
-                    )
+            except orjson.JSONDecodeError as exc:
+                res.reader_error = _bad_line_cause(self.spec.decode.source, chunk, index - chunk.first_index, exc)
+                res.unread = chunk.block.count - (index - chunk.first_index)
+                break
+            start = now()
+            try:
+                out = fn(value)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
+                ex = _Execution(index, 1, value, line.strip(), start=start)
+                error, cause = _classify(exc)
+                delay = self._after_failure(ex, error, cause)
+                if delay is None:
+                    ex.stop = now()
                     self._collect(ex, ok, bad, counts)
-                    index += 1
-                    continue
-                ok.append(succeeded(index, line.strip(), out_json, start, stop))
+                else:
+                    waiting.push(ex, delay)
+                    deferred.append(ex)
                 index += 1
-        except orjson.JSONDecodeError:
-            return False
-        if index - chunk.first_index != chunk.block.count:
-            return False
+                continue
+            finally:
+                if waiting:
+                    self._run_due(waiting, block=False)
+            stop = now()
+            try:
+                out_json = dumps(out)
+            except (TypeError, orjson.JSONEncodeError) as exc:
+                ex = _Execution(index, 1, value, line.strip(), start=start, stop=stop)
+                ex.outcome = (
+                    "fail",
+                    "States.Runtime",
+                    f"the function returned a value that is not JSON-serializable: {exc}",
+                )
+                self._collect(ex, ok, bad, counts)
+                index += 1
+                continue
+            ok.append(succeeded(index, line.strip(), out_json, start, stop))
+            index += 1
+        if res.reader_error is None and index - chunk.first_index != chunk.block.count:
+            res.reader_error = (
+                f"{self.spec.decode.source} lines {chunk.block.first_line}+: internal error: "
+                f"{index - chunk.first_index} records decoded where {chunk.block.count} were counted"
+            )
+            res.unread = max(0, chunk.block.count - (index - chunk.first_index))
         self._run_due(waiting, block=True)
         for ex in deferred:
             self._collect(ex, ok, bad, counts)
@@ -362,29 +382,25 @@ class BatchProcessor:
     def failed_result(self, chunk: Chunk, error: str, cause: str) -> ChunkResult:
         """FAILED records for every item of a chunk that could not be run (its worker kept dying)."""
         res = ChunkResult(seq=chunk.seq, items=chunk.block.count)
-        try:
-            executions = self._executions(chunk)
-        except ItemReaderFailed as exc:
-            res.reader_error = exc.cause
-            return res
+        executions, read_error = self._executions(chunk)
+        if read_error is not None:
+            res.reader_error, res.unread = read_error.cause, read_error.unread
         for ex in executions:
             if ex.outcome is None:
                 ex.outcome = ("fail", error, cause)
         self._encode(executions, res)
         return res
 
-    def pending_records(self, chunk: Chunk) -> tuple[bytes, int, bytes]:
+    def pending_records(self, chunk: Chunk) -> tuple[bytes, int, bytes, ReadError | None]:
         """Encode PENDING records for a chunk that will not run (early stop / abort): the joined
-        records, their number and their end offsets (see ``record_ends``)."""
-        try:
-            executions = self._executions(chunk)
-        except ItemReaderFailed:
-            return b"", 0, b""
+        records, their number, their end offsets (see ``record_ends``) and the malformed data
+        that cut the chunk short, if any."""
+        executions, error = self._executions(chunk)
         recs = []
         for ex in executions:
             recs.append(self.encoder.pending(ex.index, ex.input_json or _dumps(ex.input)))
         sep = self.spec.record_sep
-        return sep.join(recs), len(recs), record_ends(recs, len(sep))
+        return sep.join(recs), len(recs), record_ends(recs, len(sep)), error
 
     # ------------------------------------------------------------------ one attempt loop
     def _finish_error(self, ex: _Execution, error: str, cause: str) -> None:
@@ -644,6 +660,20 @@ class BatchProcessor:
         _, error, cause = outcome
         bad.append(enc.failed(ex.index, input_json, error, cause, start, stop))
         return "timed_out" if error == "States.Timeout" else "failed"
+
+
+def _bad_line_cause(source: str, chunk: Chunk, good: int, exc: Exception) -> str:
+    """The cause for the malformed line that follows the chunk's first ``good`` items."""
+    block = chunk.block
+    line_no = block.first_line
+    seen = 0
+    for line in block.payload.split(b"\n"):  # type: ignore[union-attr]
+        if line and not line.isspace():
+            if seen == good:
+                break
+            seen += 1
+        line_no += 1
+    return f"{source} line {line_no}: invalid JSON: {exc}"
 
 
 def _compact_record(index: int, input_json: bytes, output_json: bytes, start: float, stop: float) -> bytes:

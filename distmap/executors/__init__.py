@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-BACKENDS = ("local", "ray")
+BACKENDS = ("local", "ray", "inline")
 
 
 def make_executor(backend: str, **options: Any) -> Any:
@@ -13,6 +13,10 @@ def make_executor(backend: str, **options: Any) -> Any:
         from distmap.executors.local import LocalExecutor
 
         return LocalExecutor(**options)
+    if backend == "inline":
+        from distmap.executors.inline import InlineExecutor
+
+        return InlineExecutor(**options)
     if backend == "ray":
         from distmap.executors.ray_backend import RayExecutor
 

@@ -17,6 +17,7 @@ from distmap.errors import ItemReaderFailed
 from distmap.storage import describe_os_error, open_read
 
 READ_SIZE = 1 << 20
+BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(slots=True)
@@ -64,25 +65,38 @@ class ByteSource:
         self.buf = b""
         self.eof = False
         self.bytes_read = 0
+        self.read_size = READ_SIZE
         self._first = True
+
+    def _read(self, n: int) -> bytes:
+        try:
+            data = self.fh.read(n)
+        except Exception as exc:
+            raise ItemReaderFailed(cause=f"cannot read {self.uri}: {describe_os_error(exc)}") from None
+        self.bytes_read += len(data)
+        return data
+
+    def _strip_bom(self, data: bytes) -> bytes:
+        """Drop a UTF-8 byte order mark at the very start of the stream (Excel writes one)."""
+        self._first = False
+        while len(data) < 3 and BOM.startswith(data):
+            more = self._read(3 - len(data))
+            if not more:
+                break
+            data += more
+        return data[3:] if data.startswith(BOM) else data
 
     def fill(self, n: int) -> None:
         """Read until the buffer holds at least ``n`` bytes or the stream ends."""
         parts = [self.buf]
         have = len(self.buf)
         while have < n and not self.eof:
-            try:
-                data = self.fh.read(max(READ_SIZE, n - have))
-            except Exception as exc:
-                raise ItemReaderFailed(cause=f"cannot read {self.uri}: {describe_os_error(exc)}") from None
+            data = self._read(max(self.read_size, n - have))
             if not data:
                 self.eof = True
                 break
             if self._first:
-                self._first = False
-                if data.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte order mark
-                    data = data[3:]
-            self.bytes_read += len(data)
+                data = self._strip_bom(data)
             parts.append(data)
             have += len(data)
         if len(parts) > 1:
@@ -136,16 +150,15 @@ def split_block(spec: DecodeSpec, block: RawBlock, n: int) -> tuple[RawBlock, Ra
             ),
         )
     if spec.input_type == "CSV":
-        from distmap.readers.csv_reader import csv_record_ends
+        from distmap.readers.csv_grammar import line_breaks
+        from distmap.readers.csv_reader import nth_record_end
 
-        ends = csv_record_ends(block.payload, len(block.payload), final=True)
+        cut = nth_record_end(block.payload, spec.delimiter, n)
+        lines = line_breaks(block.payload, 0, cut)
     else:
         from distmap.readers.jsonl_reader import jsonl_item_ends
 
-        ends = jsonl_item_ends(block.payload, n)
-    cut = ends[n - 1]
+        cut = jsonl_item_ends(block.payload, n)[n - 1]
+        lines = block.payload.count(b"\n", 0, cut)
     head, tail = block.payload[:cut], block.payload[cut:]
-    return (
-        RawBlock(head, n, block.first_line),
-        RawBlock(tail, block.count - n, block.first_line + head.count(b"\n")),
-    )
+    return RawBlock(head, n, block.first_line), RawBlock(tail, block.count - n, block.first_line + lines)

@@ -2,9 +2,14 @@
 
 * Every value is a string; header names are taken literally (no trimming, no type inference).
 * A row with more fields than headers drops the extra fields; a shorter row is padded with "".
-* A trailing newline adds no item and the last row is read without one; empty lines are skipped.
-* Duplicate header names fail the run with ``States.ItemReaderFailed``; so does a header over 10 KiB.
-* Quoted fields may contain delimiters, quotes (doubled) and newlines.
+* Records end at ``\\r\\n``, ``\\r`` or ``\\n``. A trailing line terminator adds no item; empty lines
+  are not items (before the header too); a line of spaces is an item whose first field is those
+  spaces.
+* Quoted fields may contain delimiters, line breaks and quotes (doubled, or escaped with a
+  backslash); a backslash escapes the next character anywhere (``csv_grammar`` has the grammar).
+* Malformed records, duplicate header names, a header over 10 KiB and text that is not UTF-8 fail
+  the run with ``States.ItemReaderFailed`` naming the file and line; the records before them are
+  items as usual.
 """
 
 from __future__ import annotations
@@ -15,49 +20,19 @@ from collections.abc import Iterator
 
 from distmap.errors import ItemReaderFailed
 from distmap.readers.base import ByteSource, DecodeSpec, RawBlock
-from distmap.readers.jsonl_reader import count_items as count_lines
+from distmap.readers.csv_grammar import MAX_RECORD_BYTES, line_breaks, scan
 
 MAX_HEADER_BYTES = 10 * 1024
+DUPLICATE_HEADERS = "CSV headers cannot contain duplicates."  # AWS's cause text
+HEADER_TOO_LONG = "the header row is longer than 10 KiB, the most AWS supports"
 
 
-def _is_blank(record: bytes) -> bool:
-    return record in (b"\n", b"\r\n", b"\r", b"")
-
-
-def csv_record_ends(buf: bytes, limit: int, *, final: bool) -> list[int]:
-    """End offsets of the non-blank records that end at or before ``limit``.
-
-    A record ends at a newline outside double quotes. Splitting on ``"`` makes every
-    even-numbered piece lie outside quotes (RFC 4180 doubles embedded quotes, which keeps the
-    parity). With ``final`` a last record without a trailing newline counts too.
-    """
-    window = buf[:limit]
-    ends: list[int] = []
-    start = 0
-    pos = 0
-    outside = True
-    for piece in window.split(b'"'):
-        if outside:
-            nl = piece.find(b"\n")
-            while nl != -1:
-                end = pos + nl + 1
-                if not _is_blank(window[start:end]):
-                    ends.append(end)
-                start = end
-                nl = piece.find(b"\n", nl + 1)
-        pos += len(piece) + 1
-        outside = not outside
-    if final and start < len(window) and not _is_blank(window[start:]):
-        ends.append(len(window))
-    return ends
-
-
-def _count_records(block: bytes) -> int:
-    if b'"' not in block:
-        if block[:1] in (b"\n", b"\r") or b"\n\n" in block or b"\n\r\n" in block:
-            return len(csv_record_ends(block, len(block), final=True))
-        return count_lines(block)
-    return len(csv_record_ends(block, len(block), final=True))
+def check_headers(header: tuple[str, ...], where: str) -> None:
+    """Duplicate names fail the run (AWS: at run time, for CSVHeaders given in the definition too)."""
+    dup = sorted({h for h in header if header.count(h) > 1})
+    if dup:
+        names = ", ".join(repr(d) for d in dup)
+        raise ItemReaderFailed(cause=f"{DUPLICATE_HEADERS} ({where}: duplicate header names {names})")
 
 
 class CsvReader:
@@ -70,6 +45,7 @@ class CsvReader:
         self.line = 1
         if header_location == "GIVEN":
             self.header = tuple(headers)
+            check_headers(self.header, "ReaderConfig.CSVHeaders")
         else:
             self.header = self._read_header()
 
@@ -77,86 +53,103 @@ class CsvReader:
     def bytes_read(self) -> int:
         return self.src.bytes_read
 
-    def _read_header(self) -> tuple[str, ...]:
-        self.src.fill(MAX_HEADER_BYTES + 2)
-        buf = self.src.buf
-        ends = csv_record_ends(buf, min(len(buf), MAX_HEADER_BYTES + 2), final=self.src.eof)
-        if not ends:
-            if not buf.strip():
-                raise ItemReaderFailed(
-                    cause=f"{self.uri} line 1: the file is empty; expected a header row (CSVHeaderLocation FIRST_ROW)"
+    def _fail(self, offset: int, what: str) -> ItemReaderFailed:
+        line = self.line + line_breaks(self.src.buf, 0, offset)
+        return ItemReaderFailed(cause=f"{self.uri} line {line}: {what}")
+
+    def _take(
+        self, max_items: int, target_bytes: int, max_record: int = MAX_RECORD_BYTES, too_long: str = ""
+    ) -> tuple[bytes, int] | None:
+        """The next run of whole records (with at most ``max_items`` items), or None at the end."""
+        src = self.src
+        src.fill(target_bytes)
+        while True:
+            buf = src.buf
+            s = scan(buf, self.delimiter, max_items=max_items, limit=target_bytes, eof=src.eof)
+            if s.end:
+                block = buf[: s.end]
+                src.buf = buf[s.end :]
+                self.line += line_breaks(block)
+                return block, s.items
+            if s.error is not None:
+                raise self._fail(s.error_at, f"malformed CSV: {s.error}")
+            if src.eof:
+                return None  # nothing left (scan takes a last record without terminator at EOF)
+            if len(buf) > max_record:
+                raise self._fail(
+                    0, too_long or f"a record is longer than {max_record >> 20} MiB (is a quoted field not closed?)"
                 )
-            raise ItemReaderFailed(
-                cause=f"{self.uri} line 1: the header row is longer than {MAX_HEADER_BYTES} bytes"
-            )
-        end = ends[0]
-        raw = buf[:end]
-        self.line += raw.count(b"\n")
-        self.src.buf = buf[end:]
+            src.fill(max(len(buf) * 2, target_bytes))
+
+    def _read_header(self) -> tuple[str, ...]:
+        while True:
+            taken = self._take(1, MAX_HEADER_BYTES + 3, MAX_HEADER_BYTES + 3, HEADER_TOO_LONG)
+            if taken is None:
+                raise ItemReaderFailed(
+                    cause=f"{self.uri} line {self.line}: the file has no header row "
+                    "(it is empty or holds only empty lines; CSVHeaderLocation is FIRST_ROW)"
+                )
+            raw, items = taken
+            if items:
+                break
+        start = self.line - line_breaks(raw)
+        body = raw.lstrip(b"\r\n")
+        start += line_breaks(raw, 0, len(raw) - len(body))
+        if len(body.rstrip(b"\r\n")) > MAX_HEADER_BYTES:
+            raise ItemReaderFailed(cause=f"{self.uri} line {start}: {HEADER_TOO_LONG}")
         try:
-            text = raw.decode("utf-8")
+            text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ItemReaderFailed(
-                cause=f"{self.uri} line 1: header is not valid UTF-8 ({exc.reason})"
-            ) from None
-        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=self.delimiter))
-        header = tuple(rows[0]) if rows else ()
-        dup = sorted({h for h in header if header.count(h) > 1})
-        if dup:
-            raise ItemReaderFailed(
-                cause=f"{self.uri} line 1: duplicate header names: {', '.join(repr(d) for d in dup)}"
-            )
+            raise ItemReaderFailed(cause=f"{self.uri} line {start}: header is not valid UTF-8 ({exc.reason})") from None
+        rows = [r for r in _rows(text, self.delimiter) if r]
+        header = tuple(rows[0])
+        check_headers(header, f"{self.uri} line {start}")
         return header
 
     def read_block(self, max_items: int, target_bytes: int) -> RawBlock | None:
-        src = self.src
         while True:
-            src.fill(target_bytes)
-            buf = src.buf
-            if not buf:
-                return None
-            limit = min(len(buf), target_bytes)
-            if b'"' not in buf[:limit]:
-                cut = buf.rfind(b"\n", 0, limit)
-                end = cut + 1 if cut != -1 else 0
-            else:
-                ends = csv_record_ends(buf, limit, final=False)
-                end = ends[-1] if ends else 0
-            while end == 0:
-                if src.eof:
-                    end = len(buf)
-                    break
-                src.fill(len(buf) * 2)
-                buf = src.buf
-                ends = csv_record_ends(buf, len(buf), final=src.eof)
-                end = ends[-1] if ends else 0
-            block = buf[:end]
-            count = _count_records(block)
-            if count > max_items:
-                end = csv_record_ends(block, len(block), final=True)[max_items - 1]
-                block = buf[:end]
-                count = max_items
-            src.buf = buf[end:]
             first = self.line
-            self.line += block.count(b"\n")
+            taken = self._take(max_items, target_bytes)
+            if taken is None:
+                return None
+            block, count = taken
             if count:
                 return RawBlock(block, count, first)
+            # only empty lines: keep reading
 
     def close(self) -> None:
         self.src.close()
 
 
+def _rows(text: str, delimiter: str) -> csv.Reader:  # type: ignore[name-defined]
+    return csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True, escapechar="\\")
+
+
+def count_records(payload: bytes, delimiter: str) -> int:
+    """Items in a block of whole records (used to split a block)."""
+    return scan(payload, delimiter, max_items=1 << 62, limit=len(payload), eof=True).items
+
+
+def nth_record_end(payload: bytes, delimiter: str, n: int) -> int:
+    """Offset just past the ``n``-th item record of a block."""
+    return scan(payload, delimiter, max_items=n, limit=len(payload), eof=True).end
+
+
 def decode_csv(
     payload: bytes, first_line: int, spec: DecodeSpec
 ) -> Iterator[tuple[int, dict[str, str], None]]:
+    """Items of a block, with the line each starts on. Text that is not UTF-8 ends the block with
+    ``ItemReaderFailed`` after the records before it."""
+    bad: UnicodeDecodeError | None = None
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = first_line + payload.count(b"\n", 0, exc.start)
-        raise ItemReaderFailed(cause=f"{spec.source} line {line}: not valid UTF-8 ({exc.reason})") from None
+        bad = exc
+        good = nth_record_end(payload, spec.delimiter, _items_before(payload, spec.delimiter, exc.start))
+        text = payload[:good].decode("utf-8")
     header = spec.header
     width = len(header)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=spec.delimiter, strict=True)
+    reader = _rows(text, spec.delimiter)
     consumed = 0
     try:
         for row in reader:
@@ -171,7 +164,16 @@ def decode_csv(
                 yield line, dict(zip(header, row[:width], strict=True)), None
             else:
                 yield line, dict(zip(header, row + [""] * (width - n), strict=True)), None
-    except csv.Error as exc:
+    except csv.Error as exc:  # the splitter checked the grammar: only reachable through a bug
         raise ItemReaderFailed(
             cause=f"{spec.source} line {first_line + reader.line_num - 1}: malformed CSV: {exc}"
         ) from None
+    if bad is not None:
+        line = first_line + line_breaks(payload, 0, bad.start)
+        raise ItemReaderFailed(cause=f"{spec.source} line {line}: not valid UTF-8 ({bad.reason})")
+
+
+def _items_before(payload: bytes, delimiter: str, offset: int) -> int:
+    """Item records that end at or before ``offset``."""
+    s = scan(payload[:offset], delimiter, max_items=1 << 62, limit=offset, eof=False)
+    return s.items

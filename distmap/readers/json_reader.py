@@ -15,7 +15,10 @@ import orjson
 from distmap.errors import ItemReaderFailed
 from distmap.readers.base import ByteSource, RawBlock
 
-_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|"|[\[\]{},]')
+# A whole string is one token. The unrolled, possessive form keeps the regex engine's memory flat
+# however long the string (an alternation under ``*`` cost ~100 bytes per byte of string).
+_TOKEN = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"|"|[\[\]{},]', re.DOTALL)
+NOT_AN_ARRAY = "Attempting to map over non-iterable node."  # AWS's cause text
 _WS = b" \t\r\n"
 
 
@@ -46,9 +49,9 @@ class JsonArrayReader:
         if not buf:
             raise self._fail(self.line, "the file is empty; expected a JSON array")
         if buf[:1] != b"[":
-            raise self._fail(
-                self.line,
-                f"expected a JSON array at the top level, found {buf[:1].decode(errors='replace')!r}",
+            found = buf[:1].decode(errors="replace")
+            raise ItemReaderFailed(
+                cause=f"{NOT_AN_ARRAY} ({self.uri} line {self.line}: expected a JSON array, found {found!r})"
             )
         src.buf = buf[1:]
         self.depth = 1

@@ -1,0 +1,80 @@
+"""The inline backend: chunks run in the calling process, one at a time, in the order submitted.
+
+It plays the part httpx's ``MockTransport`` plays for httpx: the coordinator, readers, writer and
+batch executor are all real, only the processes are gone. That makes it the backend for
+
+* fast tests of the coordinator (no fork, no Ray; a run takes milliseconds), with ``crash`` to
+  script worker deaths (bisection, re-runs, items that kill their worker);
+* debugging an item function with ``pdb`` or a profiler (``--backend inline``).
+
+MaxConcurrency still applies: all lanes live in this one process (threads for sync functions,
+asyncio tasks for async ones). Never imports Ray.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import replace
+
+from distmap.config.model import MapJob
+from distmap.executors.base import Completed, Completion, Crashed
+from distmap.processor import BatchProcessor, Chunk, RunSpec
+
+CrashScript = Callable[[Chunk], "str | None"]
+"""Called before each chunk runs; a returned reason makes the chunk crash (blamed) instead."""
+
+
+class InlineExecutor:
+    """Runs chunks in this process. ``window`` is how many chunks may be submitted at once."""
+
+    name = "inline"
+
+    def __init__(self, *, window: int = 2, crash: CrashScript | None = None) -> None:
+        if window < 1:
+            raise ValueError("window must be at least 1")
+        self.window = window
+        self.crash = crash
+        self.queue: deque[Chunk] = deque()
+        self.processor: BatchProcessor | None = None
+        self.chunks_run = 0
+
+    def connect(self, job: MapJob) -> int:
+        return 1
+
+    def describe(self) -> dict[str, object]:
+        return {"window": self.window}
+
+    def start(self, spec: RunSpec, lanes: list[int]) -> None:
+        self.processor = BatchProcessor(replace(spec, lanes=sum(lanes)))
+
+    @property
+    def capacity(self) -> int:
+        return self.window
+
+    def submit(self, chunk: Chunk) -> None:
+        self.queue.append(chunk)
+
+    def outstanding(self) -> list[Chunk]:
+        return list(self.queue)
+
+    def poll(self, timeout: float) -> list[Completion]:
+        """Run the oldest queued chunk (there is nothing to wait for)."""
+        if not self.queue:
+            return []
+        assert self.processor is not None, "start() first"
+        chunk = self.queue[0]
+        reason = self.crash(chunk) if self.crash is not None else None
+        if reason is not None:
+            self.queue.popleft()
+            return [Crashed(chunk, reason, blame=True)]
+        result = self.processor.process(chunk)
+        self.queue.popleft()
+        self.chunks_run += 1
+        return [Completed(chunk, result)]
+
+    def shutdown(self, *, abort: bool = False) -> None:
+        self.queue.clear()
+
+    def close(self) -> None:
+        self.processor = None
