@@ -162,6 +162,9 @@ def _execute(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"distmap: --input: cannot read {args.input[1:]}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
+    except UnicodeDecodeError as exc:
+        print(f"distmap: --input: {args.input[1:]} is not valid UTF-8 ({exc.reason})", file=sys.stderr)
+        return EXIT_USAGE
     except json.JSONDecodeError as exc:
         print(f"distmap: --input is not valid JSON: {exc}", file=sys.stderr)
         return EXIT_USAGE

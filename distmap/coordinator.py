@@ -73,14 +73,15 @@ def map_run_identity(job: MapJob, run_id: str) -> tuple[str, RecordIdentity]:
 class ChunkSizer:
     """Adapts items per chunk so a chunk is ~TARGET_CHUNK_SECONDS of work in a worker."""
 
-    def __init__(self, lanes_per_worker: int, batch_items: int) -> None:
+    def __init__(self, lanes_per_worker: int, batch_items: int, max_items: int = MAX_CHUNK_ITEMS) -> None:
         self.batch = max(1, batch_items)
-        self.lo = max(1, lanes_per_worker)
+        self.max_items = max(1, max_items)
+        self.lo = min(max(1, lanes_per_worker), self.max_items)
         self.items = max(self.lo * 2, 64)
         self.bytes_per_item = 256.0
 
     def _round(self, n: int) -> int:
-        n = max(self.lo, min(MAX_CHUNK_ITEMS, n))
+        n = max(self.lo, min(self.max_items, n))
         if self.batch > 1:
             n = max(self.batch, n - n % self.batch)
         return n
@@ -160,6 +161,7 @@ class Coordinator:
         progress: ProgressHook | None = None,
         cores: int | None = None,
         handle_signals: bool = True,
+        max_chunk_items: int = MAX_CHUNK_ITEMS,
     ) -> None:
         self.job = job
         self.executor = executor
@@ -168,6 +170,7 @@ class Coordinator:
         self.progress = progress
         self.cores = cores
         self.handle_signals = handle_signals
+        self.max_chunk_items = max_chunk_items
         self.log = log.bind(map_run_id=self.run_id)
         self.counts = ItemCounts()
         self._abort = threading.Event()
@@ -295,7 +298,7 @@ class Coordinator:
         job = self.job
         ex = self.executor
         batch_items = job.item_batcher.max_items_per_batch if job.item_batcher else 1
-        sizer = ChunkSizer(max(lanes), batch_items)
+        sizer = ChunkSizer(max(lanes), batch_items, self.max_chunk_items)
         self._sizer = sizer
         max_items = job.item_reader.max_items
         next_seq = 0

@@ -318,7 +318,9 @@ class BatchProcessor:
             try:
                 value = loads(line)
             except orjson.JSONDecodeError as exc:
-                res.reader_error = _bad_line_cause(self.spec.decode.source, chunk, index - chunk.first_index, exc)
+                res.reader_error = _bad_line_cause(
+                    self.spec.decode.source, chunk, index - chunk.first_index, exc
+                )
                 res.unread = chunk.block.count - (index - chunk.first_index)
                 break
             start = now()
@@ -775,7 +777,6 @@ class _LaneThreads:
                     self._idle.append(me)
             except _AlarmTimeout:  # a late watchdog interrupt that missed its item: keep serving
                 continue
-
 
     def forget(self) -> None:
         """After fork: the parent's threads do not exist in the child."""

@@ -121,3 +121,10 @@ def batch_fail_if_contains(batch: dict[str, Any]) -> Any:
     if any(i["id"] == 13 for i in batch["Items"]):
         raise ValueError("batch holds 13")
     return len(batch["Items"])
+
+
+def fail_flagged(item: dict[str, Any]) -> Any:
+    """Fails (ValueError) when the item's ``fail`` field is truthy ("1" in CSV); else echoes it."""
+    if item.get("fail") in (True, "1"):
+        raise ValueError(f"item {item.get('i')} is flagged to fail")
+    return item

@@ -108,7 +108,10 @@ def test_csv_duplicate_headers_fail(tmp_path: Path):
     """Duplicate header names fail with ItemReaderFailed naming them."""
     p = tmp_path / "a.csv"
     p.write_text("a,b,a\n1,2,3\n")
-    with pytest.raises(ItemReaderFailed, match=r"^States.ItemReaderFailed: CSV headers cannot contain duplicates\. \(.*a\.csv line 1: duplicate header names 'a'\)"):
+    with pytest.raises(
+        ItemReaderFailed,
+        match=r"^States.ItemReaderFailed: CSV headers cannot contain duplicates\. \(.*a\.csv line 1: duplicate header names 'a'\)",
+    ):
         read_all(p, "CSV")
 
 

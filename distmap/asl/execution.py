@@ -35,7 +35,7 @@ from distmap.asl.children import wait_for_started_executions
 from distmap.asl.integrations import check_targets, count_states, requirements, unmapped
 from distmap.asl.machine import ExecutionTimedOut, Run, StateMachine
 from distmap.asl.resources import Resources
-from distmap.config.parse import parse_document
+from distmap.config.parse import parse_document, read_document
 from distmap.errors import ConfigError, StatesError
 from distmap.records import iso_now
 
@@ -55,11 +55,7 @@ def load_definition(
     if isinstance(definition, str) and text.lstrip().startswith("{"):
         return parse_document(text, "<definition>"), None
     path = Path(definition)
-    try:
-        raw = path.read_text()
-    except OSError as exc:
-        raise ConfigError("definition", f"cannot read {path}: {exc.strerror or exc}") from None
-    return parse_document(raw, str(path)), str(path)
+    return parse_document(read_document(path, "definition"), str(path)), str(path)
 
 
 def _state_machine_name(source: str | None, given: str | None) -> str:

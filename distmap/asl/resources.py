@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from distmap.config.parse import parse_document
+from distmap.config.parse import parse_document, read_document
 from distmap.errors import ConfigError
 
 SECTIONS = ("Resources", "Functions", "StateMachines", "Activities")
@@ -135,10 +135,7 @@ class Resources:
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, stub: str | None = None) -> Resources:
         p = Path(path)
-        try:
-            text = p.read_text()
-        except OSError as exc:
-            raise ConfigError("--resources", f"cannot read {p}: {exc.strerror or exc}") from None
+        text = read_document(p, "--resources")
         data = parse_document(text, str(p)) if text.strip() else {}
         return cls.from_data(data, source=str(p), stub=stub)
 
@@ -203,13 +200,7 @@ class Resources:
         path = Path(value)
         if not path.is_absolute():
             path = Path(self.base_dir) / path
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ConfigError(
-                where, f"cannot read {path}: {exc.strerror or exc}", source=self.source
-            ) from None
-        definition = parse_document(text, str(path))
+        definition = parse_document(read_document(path, where, source=self.source), str(path))
         if not isinstance(definition, Mapping):
             raise ConfigError(where, f"{path} does not hold a state machine definition", source=self.source)
         self.state_machines[key] = str(path)

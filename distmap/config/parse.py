@@ -154,16 +154,39 @@ def load_job(path: str | os.PathLike[str], overrides: list[str] | None = None) -
     """Read, override (``Field.Sub=value``) and validate a YAML or JSON job file."""
     p = Path(path)
     source = str(p)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("", f"job file not found: {p}") from None
-    except OSError as exc:
-        raise ConfigError("", f"cannot read job file {p}: {exc.strerror}") from None
-    data = parse_document(text, source)
+    data = parse_document(read_document(p), source)
     for item in overrides or []:
         apply_override(data, item, source=source)
     return parse_job(data, base_dir=str(p.resolve().parent), source=source, default_name=p.stem)
+
+
+def read_document(path: str | os.PathLike[str], field: str = "", *, source: str | None = None) -> str:
+    """The text of a job file, definition or resources file, or a ConfigError saying why not."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(field, f"file not found: {p}", source=source) from None
+    except OSError as exc:
+        raise ConfigError(field, f"cannot read {p}: {exc.strerror or exc}", source=source) from None
+    return decode_text(raw, str(p))
+
+
+def decode_text(raw: bytes, source: str) -> str:
+    """A job file or definition as text: UTF-8 (a byte order mark is allowed), else a ConfigError
+    naming the line and column of the first bad byte."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start]
+        line = before.count(b"\n") + 1
+        column = exc.start - (before.rfind(b"\n") + 1) + 1
+        raise ConfigError(
+            "",
+            f"the file is not valid UTF-8: byte 0x{raw[exc.start]:02x} at line {line} column {column} "
+            f"({exc.reason}); save it as UTF-8",
+            source=source,
+        ) from None
 
 
 def parse_document(text: str, source: str) -> Any:
@@ -329,10 +352,7 @@ def _item_reader(top: Fields, base_dir: str | None) -> ItemReaderConfig:
             raise rc.error(
                 "CSVHeaders", "must be a non-empty list of strings when CSVHeaderLocation is GIVEN"
             )
-        header_tuple = tuple(headers)
-        dup = sorted({h for h in header_tuple if header_tuple.count(h) > 1})
-        if dup:
-            raise rc.error("CSVHeaders", f"duplicate header names: {', '.join(dup)}")
+        header_tuple = tuple(headers)  # duplicates fail the run when it reads (AWS: States.ItemReaderFailed)
     elif headers is not None:
         raise rc.error("CSVHeaders", "only applies when CSVHeaderLocation is GIVEN")
     return ItemReaderConfig(

@@ -86,6 +86,17 @@ class ByteSource:
             data += more
         return data[3:] if data.startswith(BOM) else data
 
+    def read_more(self) -> bytes:
+        """The next piece of the stream, not added to ``buf`` (b"" at the end)."""
+        if self.eof:
+            return b""
+        data = self._read(self.read_size)
+        if not data:
+            self.eof = True
+        elif self._first:
+            data = self._strip_bom(data)
+        return data
+
     def fill(self, n: int) -> None:
         """Read until the buffer holds at least ``n`` bytes or the stream ends."""
         parts = [self.buf]

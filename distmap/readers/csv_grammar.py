@@ -43,7 +43,7 @@ class Scan:
 def _grammar(delimiter: str) -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
     d = re.escape(delimiter.encode())
     quoted = rb'"(?:[^"\\]++|\\[\s\S]|"")*+"'
-    unquoted = rb'(?:[^"' + d + rb'\r\n\\]|\\[\s\S])(?:[^' + d + rb'\r\n\\]++|\\[\s\S])*+'
+    unquoted = rb'(?:[^"' + d + rb"\r\n\\]|\\[\s\S])(?:[^" + d + rb"\r\n\\]++|\\[\s\S])*+"
     field = rb"(?:" + quoted + rb"|" + unquoted + rb")?"
     fields = field + rb"(?:" + d + field + rb")*+"
     record = re.compile(fields + rb"(?:\r\n|\r|\n)")
@@ -118,7 +118,12 @@ def scan(buf: bytes, delimiter: str, *, max_items: int, limit: int, eof: bool) -
         stop = p.end()
         if stop < size:
             found = buf[stop : stop + 1].decode("latin-1")
-            return Scan(pos, items, f"after a closing quote, expected a delimiter or a line end, found {found!r}", stop)
+            return Scan(
+                pos,
+                items,
+                f"after a closing quote, expected a delimiter or a line end, found {found!r}",
+                stop,
+            )
         if not eof:
             break  # incomplete: the caller reads more
         if p.group(1) is not None:

@@ -77,7 +77,9 @@ class CsvReader:
                 return None  # nothing left (scan takes a last record without terminator at EOF)
             if len(buf) > max_record:
                 raise self._fail(
-                    0, too_long or f"a record is longer than {max_record >> 20} MiB (is a quoted field not closed?)"
+                    0,
+                    too_long
+                    or f"a record is longer than {max_record >> 20} MiB (is a quoted field not closed?)",
                 )
             src.fill(max(len(buf) * 2, target_bytes))
 
@@ -100,7 +102,9 @@ class CsvReader:
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ItemReaderFailed(cause=f"{self.uri} line {start}: header is not valid UTF-8 ({exc.reason})") from None
+            raise ItemReaderFailed(
+                cause=f"{self.uri} line {start}: header is not valid UTF-8 ({exc.reason})"
+            ) from None
         rows = [r for r in _rows(text, self.delimiter) if r]
         header = tuple(rows[0])
         check_headers(header, f"{self.uri} line {start}")

@@ -18,6 +18,7 @@ from distmap.readers.base import ByteSource, RawBlock
 # A whole string is one token. The unrolled, possessive form keeps the regex engine's memory flat
 # however long the string (an alternation under ``*`` cost ~100 bytes per byte of string).
 _TOKEN = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"|"|[\[\]{},]', re.DOTALL)
+_STRING_BODY = re.compile(rb'[^"\\]*+(?:\\.[^"\\]*+)*+', re.DOTALL)
 NOT_AN_ARRAY = "Attempting to map over non-iterable node."  # AWS's cause text
 _WS = b" \t\r\n"
 
@@ -70,12 +71,14 @@ class JsonArrayReader:
             elem_start = 0  # element text runs from here to the next depth-1 comma / closing bracket
             consumed = 0
             progressed = False
+            open_string = -1
             for m in _TOKEN.finditer(buf):
                 tok = m.group()
                 c = tok[:1]
                 if c == b'"':
-                    if len(tok) == 1 or tok[-1:] != b'"' or _escaped_end(tok):
-                        break  # string continues beyond the buffer: read more
+                    if len(tok) == 1:
+                        open_string = m.start()  # the string goes on past the buffer
+                        break
                     continue
                 if c in b"[{":
                     depth += 1
@@ -85,7 +88,7 @@ class JsonArrayReader:
                     if depth > 0:
                         continue
                     # end of the top-level array
-                    text = buf[elem_start : m.start()].strip(_WS)
+                    text = _trimmed(buf, elem_start, m.start())
                     if text:
                         lines.append(self.line + buf.count(b"\n", 0, elem_start + _lead(buf, elem_start)))
                         items.append(text)
@@ -106,7 +109,7 @@ class JsonArrayReader:
                     break
                 # comma
                 if depth == 1:
-                    text = buf[elem_start : m.start()].strip(_WS)
+                    text = _trimmed(buf, elem_start, m.start())
                     if not text:
                         raise self._fail(
                             self.line + buf.count(b"\n", 0, m.start()), "expected a value before ','"
@@ -128,35 +131,62 @@ class JsonArrayReader:
             if not progressed:
                 if src.eof:
                     raise self._fail(self.line, "unexpected end of file inside the JSON array (missing ']')")
-                src.fill(len(src.buf) * 2)
+                if open_string >= 0:
+                    self._read_through_string(open_string)
+                else:
+                    src.fill(len(src.buf) * 2)
         if not items:
             return None
         return RawBlock(items, len(items), lines[0], lines)
+
+    def _read_through_string(self, start: int) -> None:
+        """Read until the string opened at ``buf[start]`` is closed (or the input ends), joining
+        what was read once: a long string costs about twice its size, not a doubling buffer's
+        re-reads and copies."""
+        src = self.src
+        parts = [src.buf]
+        escaped = False
+        offset = start + 1
+        chunk = src.buf
+        while True:
+            m = _STRING_BODY.match(chunk, offset + (1 if escaped else 0))
+            end = m.end() if m is not None else offset
+            if end < len(chunk) and chunk[end] == 0x22:  # the closing quote
+                break
+            escaped = end < len(chunk)  # stopped at a lone backslash at the end of the chunk
+            if src.eof:
+                break
+            chunk = src.read_more()
+            if not chunk:
+                break
+            parts.append(chunk)
+            offset = 0
+        if len(parts) > 1:
+            src.buf = b"".join(parts)
 
     def close(self) -> None:
         self.src.close()
 
 
-def _lead(buf: bytes, start: int) -> int:
+def _trimmed(buf: bytes, start: int, end: int) -> bytes:
+    """``buf[start:end]`` without surrounding whitespace, copied once (an element can be huge)."""
+    start += _lead(buf, start, end)
+    while end > start and buf[end - 1] in _WS:
+        end -= 1
+    return buf[start:end]
+
+
+def _lead(buf: bytes, start: int, end: int | None = None) -> int:
     """Bytes of whitespace at ``buf[start:]``."""
     n = 0
-    while start + n < len(buf) and buf[start + n] in _WS:
+    stop = len(buf) if end is None else end
+    while start + n < stop and buf[start + n] in _WS:
         n += 1
     return n
 
 
 def consumed_trailing_comma(buf: bytes, elem_start: int) -> bool:
     return elem_start > 0 and buf[elem_start - 1 : elem_start] == b","
-
-
-def _escaped_end(tok: bytes) -> bool:
-    # '"abc\\"' ends with an escaped quote only if preceded by an odd number of backslashes
-    n = 0
-    i = len(tok) - 2
-    while i > 0 and tok[i] == 0x5C:
-        n += 1
-        i -= 1
-    return n % 2 == 1
 
 
 def decode_json_elements(
