@@ -154,19 +154,23 @@ def load_job(path: str | os.PathLike[str], overrides: list[str] | None = None) -
     """Read, override (``Field.Sub=value``) and validate a YAML or JSON job file."""
     p = Path(path)
     source = str(p)
-    data = parse_document(read_document(p), source)
+    data = parse_document(read_document(p, what="job file"), source)
     for item in overrides or []:
         apply_override(data, item, source=source)
     return parse_job(data, base_dir=str(p.resolve().parent), source=source, default_name=p.stem)
 
 
-def read_document(path: str | os.PathLike[str], field: str = "", *, source: str | None = None) -> str:
+def read_document(
+    path: str | os.PathLike[str], field: str = "", *, source: str | None = None, what: str | None = None
+) -> str:
     """The text of a job file, definition or resources file, or a ConfigError saying why not."""
     p = Path(path)
     try:
         raw = p.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(field, f"file not found: {p}", source=source) from None
+        if what is None:
+            raise ConfigError(field, f"cannot read {p}: No such file or directory", source=source) from None
+        raise ConfigError(field, f"{what} not found: {p}", source=source) from None
     except OSError as exc:
         raise ConfigError(field, f"cannot read {p}: {exc.strerror or exc}", source=source) from None
     return decode_text(raw, str(p))
