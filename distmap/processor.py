@@ -35,8 +35,9 @@ from typing import Any
 import orjson
 
 from distmap.config.model import MapJob
+from distmap.dataflow.jsonpath import compile_result_path
+from distmap.dataflow.templates import compile_payload
 from distmap.errors import ItemReaderFailed, StatesError, error_matches
-from distmap.paths import compile_template, set_path
 from distmap.readers.base import DecodeSpec, RawBlock, decode_block
 from distmap.records import RecordEncoder, RecordIdentity
 from distmap.retry import AttemptState, RetryPolicy
@@ -162,7 +163,10 @@ class BatchProcessor:
         self.timeout = job.processor.timeout_seconds
         self.policy = RetryPolicy(job.processor.retry)
         self.catchers = job.processor.catch
-        self.selector = compile_template(job.item_selector) if job.item_selector is not None else None
+        self.selector = (
+            compile_payload(job.item_selector, where="ItemSelector") if job.item_selector is not None else None
+        )
+        self.catch_setters = [compile_result_path(c.result_path) for c in self.catchers]
         self.batcher = job.item_batcher
         self.encoder = RecordEncoder(
             spec.identity, job.result_writer.transformation if job.result_writer else "NONE"
@@ -406,12 +410,12 @@ class BatchProcessor:
 
     # ------------------------------------------------------------------ one attempt loop
     def _finish_error(self, ex: _Execution, error: str, cause: str) -> None:
-        for c in self.catchers:
+        for c, put in zip(self.catchers, self.catch_setters, strict=True):
             if error_matches(error, c.error_equals):
                 try:
-                    ex.outcome = ("ok", set_path(ex.input, c.result_path, {"Error": error, "Cause": cause}))
-                except Exception as exc:  # ResultPath cannot be applied to this input
-                    ex.outcome = ("fail", "States.Runtime", f"Catch ResultPath {c.result_path}: {exc}")
+                    ex.outcome = ("ok", put(ex.input, {"Error": error, "Cause": cause}))
+                except StatesError as exc:  # States.ResultPathMatchFailure: cannot apply to this input
+                    ex.outcome = ("fail", exc.error, exc.cause)
                 return
         ex.outcome = ("fail", error, cause)
 

@@ -1,4 +1,4 @@
-"""distmap.asl.intrinsics and distmap.asl.templates: intrinsic functions and payload templates.
+"""distmap.dataflow.intrinsics and distmap.dataflow.templates: intrinsic functions and payload templates.
 
 Expected values come from the examples of the Amazon States Language specification and of the
 Step Functions developer guide ("Intrinsic functions", "InputPath and Parameters"); the other
@@ -14,16 +14,16 @@ from typing import Any
 
 import pytest
 
-from distmap.asl.intrinsics import (
+from distmap.dataflow.intrinsics import (
     FUNCTIONS,
     INTRINSIC_FAILURE,
     IntrinsicSyntaxError,
     compile_intrinsic,
     is_intrinsic,
 )
-from distmap.asl.templates import compile_payload
+from distmap.dataflow.jsonpath import PathSyntaxError
+from distmap.dataflow.templates import compile_payload
 from distmap.errors import Runtime, StatesError
-from distmap.paths import PathSyntaxError
 
 
 def run(expr: str, value: Any = None, context: Any = None) -> Any:

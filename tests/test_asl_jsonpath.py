@@ -1,4 +1,4 @@
-"""distmap.asl.jsonpath: ASL paths, reference paths and ResultPath.
+"""distmap.dataflow.jsonpath: ASL paths, reference paths and ResultPath.
 
 Expected values come from the Amazon States Language specification and the Step Functions
 developer guide where they give examples, and from the Jayway JSONPath documentation (the
@@ -13,15 +13,15 @@ from typing import Any
 
 import pytest
 
-from distmap.asl.jsonpath import (
+from distmap.dataflow.jsonpath import (
     PathSyntaxError,
     compile_query,
     compile_result_path,
     is_reference_path,
     set_result_path,
 )
+from distmap.dataflow.jsonpath import PathSyntaxError as EnginePathSyntaxError
 from distmap.errors import Runtime, StatesError, error_matches
-from distmap.paths import PathSyntaxError as EnginePathSyntaxError
 
 # The reference-path example of the ASL specification.
 SPEC = {"foo": 123, "bar": ["a", "b", "c"], "car": {"cdr": True}}

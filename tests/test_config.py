@@ -101,7 +101,7 @@ def test_retrier_defaults_match_asl():
             "ItemProcessor.Catch",
             [{"ErrorEquals": ["X"], "ResultPath": "$$.Map"}],
             "ItemProcessor.Catch[0].ResultPath",
-            "path into the item",
+            "cannot point into the context object",
         ),
         (
             "ItemReader.ReaderConfig.CSVHeaders",

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from distmap.asl.jsonpath import compile_query
 from distmap.asl.machine import non_negative_int
 from distmap.asl.resources import Resources
-from distmap.asl.templates import compile_payload
 from distmap.config.parse import Fields, parse_job
+from distmap.dataflow.jsonpath import compile_query
+from distmap.dataflow.templates import compile_payload
 from distmap.errors import ConfigError, Runtime, StatesError
 
 if TYPE_CHECKING:

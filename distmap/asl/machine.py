@@ -22,12 +22,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from distmap.asl.choice import compile_choice_state, parse_timestamp
-from distmap.asl.jsonpath import compile_query, is_reference_path, set_result_path
 from distmap.asl.resources import Resources
-from distmap.asl.templates import compile_payload
 from distmap.config.parse import Fields, parse_catchers, parse_retriers
+from distmap.dataflow.jsonpath import (
+    PathSyntaxError,
+    compile_query,
+    copy_json,
+    is_reference_path,
+    set_result_path,
+)
+from distmap.dataflow.templates import compile_payload
 from distmap.errors import ConfigError, Runtime, StatesError, error_matches
-from distmap.paths import PathSyntaxError, copy_json
 from distmap.records import iso_now
 from distmap.retry import RetryPolicy
 

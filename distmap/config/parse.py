@@ -27,8 +27,9 @@ from distmap.config.model import (
     ResultWriterConfig,
     RetrierConfig,
 )
+from distmap.dataflow.jsonpath import PathSyntaxError, compile_result_path
+from distmap.dataflow.templates import compile_payload
 from distmap.errors import ConfigError
-from distmap.paths import PathSyntaxError, compile_template, parse_path
 
 S3_GET_OBJECT = "arn:aws:states:::s3:getObject"
 S3_PUT_OBJECT = "arn:aws:states:::s3:putObject"
@@ -255,7 +256,7 @@ def parse_job(
         if not isinstance(selector, Mapping):
             raise top.error("ItemSelector", f"must be an object, got {_type_name(selector)}")
         try:
-            compile_template(selector)
+            compile_payload(selector, where="ItemSelector")
         except PathSyntaxError as exc:
             raise top.error("ItemSelector", str(exc)) from None
     batcher = _item_batcher(top)
@@ -458,9 +459,7 @@ def parse_catchers(f: Fields, *, allow_next: bool) -> tuple[CatcherConfig, ...]:
         result_path = cf.get("ResultPath", "$")
         if result_path is not None:
             try:
-                is_ctx, steps = parse_path(result_path)
-                if is_ctx or any(isinstance(s, int) for s in steps):
-                    raise PathSyntaxError("must be a path into the item ($...) without array indexes")
+                compile_result_path(result_path)
             except PathSyntaxError as exc:
                 raise cf.error("ResultPath", str(exc)) from None
         nxt = cf.string("Next") if allow_next else None

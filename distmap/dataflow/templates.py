@@ -6,8 +6,8 @@ Rules (Amazon States Language, "Payload Template"):
 * A field whose name ends in ``.$`` is renamed without the suffix and its value, a string, is
   replaced: ``$...`` is a path on the template's input, ``$$...`` a path on the context object,
   anything else must be an intrinsic function (``States.Format(...)``, see
-  :mod:`distmap.asl.intrinsics`). A path selects a value (a reference path) or a list of matches
-  (any other JSONPath); see :mod:`distmap.asl.jsonpath`.
+  :mod:`distmap.dataflow.intrinsics`). A path selects a value (a reference path) or a list of matches
+  (any other JSONPath); see :mod:`distmap.dataflow.jsonpath`.
 * Objects and arrays are processed recursively, however deeply nested; other fields are copied
   as they are. Strings in ordinary fields are never interpreted, even when they start with ``$``.
 * After renaming, an object must not hold the same field twice (``"a"`` and ``"a.$"``).
@@ -29,8 +29,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from distmap.asl.intrinsics import compile_intrinsic, is_intrinsic
-from distmap.asl.jsonpath import PathSyntaxError, compile_query, copy_json
+from distmap.dataflow.intrinsics import compile_intrinsic, is_intrinsic
+from distmap.dataflow.jsonpath import PathSyntaxError, compile_query, copy_json
 
 __all__ = ["Builder", "compile_payload"]
 
@@ -68,7 +68,7 @@ def _dynamic_field(value: Any, where: str) -> Builder:
         )
     try:
         if value.startswith("$"):
-            return compile_query(value, field=where).evaluate
+            return compile_query(value, field=where).getter()
         if is_intrinsic(value):
             return compile_intrinsic(value, field=where)
     except PathSyntaxError as exc:

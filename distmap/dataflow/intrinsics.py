@@ -7,7 +7,7 @@ An intrinsic is the value of a payload-template field whose name ends in ``.$``:
 Syntax: ``States.Name(arg, ...)``, the name followed immediately by ``(``; blanks are allowed
 around arguments. An argument is a string in apostrophes, a JSON number (``-1``, ``2.5``,
 ``1e3``; not ``1.`` or ``.5``), ``true``, ``false``, ``null``, a path (``$``, ``$.a[0]``,
-``$$.Execution.Id``, any JSONPath of :mod:`distmap.asl.jsonpath`) or a nested call. In a string
+``$$.Execution.Id``, any JSONPath of :mod:`distmap.dataflow.jsonpath`) or a nested call. In a string
 ``\\'`` is ``'``, ``\\{`` is ``{``, ``\\}`` is ``}`` and ``\\\\`` is ``\\`` (in the JSON definition each
 backslash is doubled); any other backslash is a definition error. A field holds at most 10
 calls in all (AWS: "nest up to 10 intrinsic functions within a field", counting every call).
@@ -72,9 +72,8 @@ from typing import Any
 
 import orjson
 
-from distmap.asl.jsonpath import compile_query, copy_json, json_equal, render_json
+from distmap.dataflow.jsonpath import PathSyntaxError, compile_query, copy_json, json_equal, render_json
 from distmap.errors import StatesError
-from distmap.paths import PathSyntaxError
 
 __all__ = [
     "FUNCTIONS",

@@ -62,7 +62,6 @@ from typing import Any
 import orjson
 
 from distmap.errors import Runtime, StatesError
-from distmap.paths import PathSyntaxError, copy_json
 
 __all__ = [
     "PathSyntaxError",
@@ -77,6 +76,19 @@ __all__ = [
 ]
 
 _CAUSE_INPUT_LIMIT = 2000
+
+
+class PathSyntaxError(ValueError):
+    """A path, template or expression that cannot work, found when it is compiled."""
+
+
+def copy_json(val: Any) -> Any:
+    """A deep copy of a JSON value (objects and arrays are copied, scalars shared)."""
+    if isinstance(val, dict):
+        return {k: copy_json(v) for k, v in val.items()}
+    if isinstance(val, list):
+        return [copy_json(x) for x in val]
+    return val
 
 
 class _NotFound(Exception):
@@ -694,6 +706,23 @@ class Query:
             return _run(self._steps, root, root)
         except _NotFound:
             raise self.not_found(root) from None
+
+    def getter(self) -> Callable[[Any, Any], Any]:
+        """``evaluate`` specialised for the hot path of per-item templates: ``$``, ``$$`` and a
+        one-field ``$.name`` are a direct lookup (same results and errors as ``evaluate``)."""
+        if self.is_definite and not self._keys:
+            return (lambda _v, ctx: ctx) if self.is_context else (lambda v, _ctx: v)
+        if self.is_definite and not self.is_context and len(self._keys) == 1 and isinstance(self._keys[0], str):
+            key = self._keys[0]
+            evaluate = self.evaluate
+
+            def one(value: Any, context: Any = None) -> Any:
+                if type(value) is dict and key in value:
+                    return value[key]
+                return evaluate(value, context)
+
+            return one
+        return self.evaluate
 
     def find(self, value: Any, context: Any = None) -> tuple[bool, Any]:
         """``(True, value)`` when the path selects something, else ``(False, None)``; never raises.
