@@ -42,6 +42,7 @@ CRASH_ERROR = "Runtime.ExitError"
 #: lost) is treated as a suspect from then on: bisected, and its items eventually FAILED.
 MAX_RERUNS_PER_CHUNK = 5
 
+THRESHOLD_EXCEEDED = "The specified tolerated failure threshold was exceeded"  # AWS's cause text
 MAX_CHUNK_ITEMS = 8192
 MAX_CHUNK_BYTES = 4 << 20
 TARGET_CHUNK_SECONDS = 0.1
@@ -374,9 +375,9 @@ class Coordinator:
     def _threshold_stop(self, failed: int, total: int | None) -> _Stop:
         job = self.job
         cause = (
-            f"{failed} item(s) failed or timed out"
+            f"{THRESHOLD_EXCEEDED} ({failed} item(s) failed or timed out"
             + (f" out of {total}" if total is not None else "")
-            + f", which exceeds {describe_threshold(job.tolerated_failure_percentage, job.tolerated_failure_count)}"
+            + f"; allowed: {describe_threshold(job.tolerated_failure_percentage, job.tolerated_failure_count)})"
         )
         self.log.warning("map_run.threshold_exceeded", failed=failed, total=total, cause=cause)
         return _Stop("threshold", "States.ExceedToleratedFailureThreshold", cause)

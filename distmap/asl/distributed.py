@@ -15,7 +15,6 @@ local or Ray, with the engine's batching. Outputs, as AWS returns them:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import tempfile
@@ -25,12 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from distmap.asl.machine import non_negative_int
+from distmap.asl import path_values
 from distmap.asl.resources import Resources
 from distmap.config.parse import Fields, parse_job
 from distmap.dataflow.jsonpath import compile_query
 from distmap.dataflow.templates import compile_payload
-from distmap.errors import ConfigError, Runtime, StatesError
+from distmap.errors import ConfigError, StatesError
 
 if TYPE_CHECKING:
     from distmap.asl.machine import MapState, Run
@@ -164,20 +163,10 @@ def _dynamic_number(state: MapState, key: str, effective: Any, ctx: Any) -> Any:
     d = state.distributed
     if key + "Path" not in d:
         return d.get(key)
+    query = compile_query(d[key + "Path"])
     if key == "ToleratedFailurePercentage":
-        value = compile_query(d[key + "Path"]).evaluate(effective, ctx)
-        if isinstance(value, str):
-            with contextlib.suppress(ValueError):
-                value = float(value)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
-            raise Runtime(cause=f"{key}Path must resolve to a number between 0 and 100, got {value!r}")
-        return value
-    return _int_at(d[key + "Path"], f"{key}Path", effective, ctx)
-
-
-def _int_at(path: str, what: str, effective: Any, ctx: Any) -> int:
-    """The non-negative integer a ``*Path`` field selects (anything else is States.Runtime)."""
-    return non_negative_int(compile_query(path).evaluate(effective, ctx), what)
+        return path_values.percentage(query, state.name, effective, ctx)
+    return path_values.non_negative(query, f"{key}Path", state.name, effective, ctx)
 
 
 def _job_mapping(state: MapState, effective: Any, ctx: Any, *, static_check: bool = False) -> dict[str, Any]:
@@ -188,7 +177,9 @@ def _job_mapping(state: MapState, effective: Any, ctx: Any, *, static_check: boo
         config = dict(reader.get("ReaderConfig") or {})
         if "MaxItemsPath" in config:
             path = config.pop("MaxItemsPath")
-            config["MaxItems"] = 0 if static_check else _int_at(path, "MaxItemsPath", effective, ctx)
+            config["MaxItems"] = (
+                0 if static_check else path_values.max_items(compile_query(path), state.name, effective, ctx)
+            )
         job["ItemReader"] = {
             "Resource": reader["Resource"],
             "Parameters": _resolve(reader["Parameters"], effective, ctx),
@@ -198,7 +189,7 @@ def _job_mapping(state: MapState, effective: Any, ctx: Any, *, static_check: boo
         job["ItemSelector"] = state.item_selector_raw
     batcher = d.get("ItemBatcher")
     if batcher is not None:
-        job["ItemBatcher"] = _resolve_batcher(batcher, effective, ctx, static_check)
+        job["ItemBatcher"] = _resolve_batcher(state.name, batcher, effective, ctx, static_check)
     if not static_check:
         for key in ("ToleratedFailurePercentage", "ToleratedFailureCount"):
             value = _dynamic_number(state, key, effective, ctx)
@@ -218,12 +209,14 @@ def _job_mapping(state: MapState, effective: Any, ctx: Any, *, static_check: boo
     return job
 
 
-def _resolve_batcher(batcher: Any, effective: Any, ctx: Any, static_check: bool) -> dict[str, Any]:
+def _resolve_batcher(state: str, batcher: Any, effective: Any, ctx: Any, static_check: bool) -> dict[str, Any]:
     out = {}
     for key, value in dict(batcher).items():
         if key in ("MaxItemsPerBatchPath", "MaxInputBytesPerBatchPath"):
             name = key[: -len("Path")]
-            out[name] = 1 if static_check else _int_at(value, key, effective, ctx)
+            out[name] = (
+                1 if static_check else path_values.non_negative(compile_query(value), key, state, effective, ctx)
+            )
         elif key == "BatchInput":
             out[key] = value if static_check else _resolve(value, effective, ctx)
         else:

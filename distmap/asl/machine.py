@@ -632,8 +632,9 @@ class MapState(_Worker):
     def max_concurrency_for(self, effective: Any, ctx: Any) -> int:
         if self.max_concurrency_path is None:
             return self.max_concurrency
-        value = self.max_concurrency_path.evaluate(effective, ctx)
-        return non_negative_int(value, "MaxConcurrencyPath")
+        from distmap.asl import path_values
+
+        return path_values.non_negative(self.max_concurrency_path, "MaxConcurrencyPath", self.name, effective, ctx)
 
     def work(self, params: Any, effective: Any, ctx: dict[str, Any], run: Run) -> Any:
         if self.mode == "DISTRIBUTED":
@@ -677,16 +678,6 @@ class MapState(_Worker):
                 wait(futures)
                 raise _first_error(failed)
         return [fu.result() for fu in futures]
-
-
-def non_negative_int(value: Any, what: str) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise Runtime(cause=f"{what} must resolve to a non-negative integer, got {value!r}")
-    return value
 
 
 _STATE_CLASSES: dict[str, type[State]] = {
