@@ -393,6 +393,22 @@ _FILTER_STOP = frozenset(" \t\r\n)=!<>&|,]")
 _REGEX_FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE}
 
 
+class _FilterSyntaxError(PathSyntaxError):
+    """A filter Jayway cannot parse either. AWS accepts such a definition (it does not parse
+    filters when a state machine is created); the path then fails when it is evaluated, with
+    Jayway's message."""
+
+    def __init__(self, path: str, open_at: int, at: int, detail: str) -> None:
+        end = path.find(")]", open_at)
+        text = path[open_at : end + 2] if end != -1 else path[open_at:]
+        char = path[at] if at < len(path) else ""
+        self.jayway = (
+            f"Invalid path '{path}' : Failed to parse filter: {text}, error on position: {at - open_at}, "
+            f"char: {char}"
+        )
+        super().__init__(detail)
+
+
 class _Parser:
     """Recursive-descent parser over the whole path text (positions refer to ``path``)."""
 
@@ -487,11 +503,14 @@ class _Parser:
             step: _Step = _Wildcard()
         elif c == "?":
             self.i += 1
-            self.skip_ws()
-            self.expect("(")
-            predicate = self.or_expr()
-            self.skip_ws()
-            self.expect(")")
+            try:
+                self.skip_ws()
+                self.expect("(")
+                predicate = self.or_expr()
+                self.skip_ws()
+                self.expect(")")
+            except PathSyntaxError as exc:
+                raise _FilterSyntaxError(self.path, open_at, self.i, str(exc)) from None
             step = _Filter(predicate)
         elif c in "'\"":
             names = [self.quoted()]
@@ -745,6 +764,26 @@ class Query:
         )
 
 
+class _Unparsable(Query):
+    """A path whose filter cannot be parsed: accepted, and States.Runtime when evaluated."""
+
+    __slots__ = ("cause",)
+
+    def __init__(self, path: str, is_context: bool, field: str | None, cause: str) -> None:
+        super().__init__(path, (), is_context, field)
+        self.is_definite = False
+        self.cause = cause
+
+    def evaluate(self, value: Any, context: Any = None) -> Any:
+        raise Runtime(cause=self.cause)
+
+    def find(self, value: Any, context: Any = None) -> tuple[bool, Any]:
+        raise Runtime(cause=self.cause)
+
+    def getter(self) -> Callable[[Any, Any], Any]:
+        return self.evaluate
+
+
 def compile_query(path: str, *, field: str | None = None) -> Query:
     """Compile a JSONPath (``$...`` or ``$$...``); compiled queries are cached by path.
 
@@ -763,7 +802,10 @@ def _compile_query(path: str, field: str | None) -> Query:
     is_context = path.startswith("$$")
     parser = _Parser(path)
     parser.i = 2 if is_context else 1
-    steps = tuple(parser.steps())
+    try:
+        steps = tuple(parser.steps())
+    except _FilterSyntaxError as exc:
+        return _Unparsable(path, is_context, field, exc.jayway)
     return Query(path, steps, is_context, field)
 
 
