@@ -37,6 +37,7 @@ import orjson
 from distmap.config.model import MapJob
 from distmap.dataflow.jsonpath import compile_result_path
 from distmap.dataflow.templates import compile_payload
+from distmap.dataflow.values import NOT_JSON, NotJson, check_finite
 from distmap.errors import ItemReaderFailed, StatesError, error_matches
 from distmap.readers.base import DecodeSpec, RawBlock, decode_block
 from distmap.records import RecordEncoder, RecordIdentity
@@ -350,13 +351,11 @@ class BatchProcessor:
             stop = now()
             try:
                 out_json = dumps(out)
-            except (TypeError, orjson.JSONEncodeError) as exc:
+                if b"null" in out_json:  # where orjson writes NaN and Infinity
+                    check_finite(out)
+            except (TypeError, orjson.JSONEncodeError, NotJson) as exc:
                 ex = _Execution(index, 1, value, line.strip(), start=start, stop=stop)
-                ex.outcome = (
-                    "fail",
-                    "States.Runtime",
-                    f"the function returned a value that is not JSON-serializable: {exc}",
-                )
+                ex.outcome = ("fail", NOT_JSON, _not_json_cause(exc))
                 self._collect(ex, ok, bad, counts)
                 index += 1
                 continue
@@ -651,12 +650,9 @@ class BatchProcessor:
         if outcome[0] == "ok":
             try:
                 out_json = _dumps(outcome[1])
-            except (TypeError, orjson.JSONEncodeError) as exc:
-                outcome = (
-                    "fail",
-                    "States.Runtime",
-                    f"the function returned a value that is not JSON-serializable: {exc}",
-                )
+                check_finite(outcome[1], out_json)
+            except (TypeError, orjson.JSONEncodeError, NotJson) as exc:
+                outcome = ("fail", NOT_JSON, _not_json_cause(exc))
             else:
                 if self.flatten and isinstance(outcome[1], list):
                     ok.extend(_dumps(v) for v in outcome[1])
@@ -666,6 +662,12 @@ class BatchProcessor:
         _, error, cause = outcome
         bad.append(enc.failed(ex.index, input_json, error, cause, start, stop))
         return "timed_out" if error == "States.Timeout" else "failed"
+
+
+def _not_json_cause(exc: Exception) -> str:
+    if isinstance(exc, NotJson):
+        return f"the function returned a value that is not JSON: {exc}"
+    return f"the function returned a value that is not JSON-serializable: {exc}"
 
 
 def _bad_line_cause(source: str, chunk: Chunk, good: int, exc: Exception) -> str:

@@ -58,3 +58,8 @@ def fail_odd(params: dict[str, Any]) -> Any:
 
 def batch_ids(params: dict[str, Any]) -> Any:
     return {"ids": [item["id"] for item in params["Items"]], "input": params.get("BatchInput")}
+
+
+def nan_result(event: Any) -> Any:
+    """A Task result holding Infinity (JSON cannot hold it)."""
+    return {"ratio": float("inf")}

@@ -128,3 +128,8 @@ def fail_flagged(item: dict[str, Any]) -> Any:
     if item.get("fail") in (True, "1"):
         raise ValueError(f"item {item.get('i')} is flagged to fail")
     return item
+
+
+def returns_nan(item: dict[str, Any]) -> Any:
+    """Returns NaN inside its output (JSON cannot hold it)."""
+    return {"id": item.get("id"), "score": float("nan")}

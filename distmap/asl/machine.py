@@ -32,6 +32,7 @@ from distmap.dataflow.jsonpath import (
     set_result_path,
 )
 from distmap.dataflow.templates import compile_payload
+from distmap.dataflow.values import NOT_JSON, NotJson, check_finite
 from distmap.errors import ConfigError, Runtime, StatesError, error_matches
 from distmap.records import iso_now
 from distmap.retry import RetryPolicy
@@ -355,6 +356,15 @@ class TaskState(_Worker):
             call.close()
 
 
+def _json_result(result: Any) -> Any:
+    """A Task's result must be JSON: NaN and Infinity fail the Task (see dataflow.values)."""
+    try:
+        check_finite(result)
+    except NotJson as exc:
+        raise StatesError(NOT_JSON, f"the task returned a value that is not JSON: {exc}") from None
+    return result
+
+
 def _positive_number(value: Any, what: str) -> float:
     if isinstance(value, str):
         with contextlib.suppress(ValueError):
@@ -366,7 +376,7 @@ def _positive_number(value: Any, what: str) -> float:
 
 def _call(fn: Callable[[Any], Any], params: Any) -> Any:
     try:
-        return fn(params)
+        return _json_result(fn(params))
     except StatesError:
         raise
     except (ExecutionTimedOut, _Cancelled, KeyboardInterrupt):
@@ -410,7 +420,7 @@ def _call_with_timeout(
         if isinstance(exc, StatesError | ExecutionTimedOut | _Cancelled):
             raise exc
         raise StatesError(type(exc).__name__, str(exc))
-    return box.get("value")
+    return _json_result(box.get("value"))
 
 
 class ChoiceState(State):
