@@ -9,7 +9,6 @@ result writer concatenates them into files.
 from __future__ import annotations
 
 import math
-import os
 import signal
 import threading
 import time
@@ -27,7 +26,7 @@ from distmap.executors.base import Completed, Crashed, Executor, WorkerInitError
 from distmap.memory import tune_allocator
 from distmap.processor import BatchProcessor, Chunk, ChunkResult, RunSpec
 from distmap.readers.base import BlockReader, DecodeSpec, open_reader, split_block
-from distmap.records import RecordIdentity, iso_now
+from distmap.records import RecordIdentity, iso_now, region_account
 from distmap.results.writer import ResultWriter
 from distmap.run_state import ItemCounts, MapRunResult
 from distmap.storage import redact, size_of
@@ -58,8 +57,7 @@ def plan_lanes(max_concurrency: int, cores: int) -> list[int]:
 
 
 def map_run_identity(job: MapJob, run_id: str) -> tuple[str, RecordIdentity]:
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    account = os.environ.get("DISTMAP_ACCOUNT_ID", "123456789012")
+    region, account = region_account()
     sm = job.state_machine_name
     map_name = job.map_name
     map_run_arn = f"arn:aws:states:{region}:{account}:mapRun:{sm}/{map_name}:{run_id}"

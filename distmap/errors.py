@@ -145,3 +145,22 @@ def error_matches(error: str, error_equals: tuple[str, ...] | list[str]) -> bool
 
 
 _TIMEOUTS = ("States.Timeout", "States.HeartbeatTimeout")
+
+
+def classify(exc: BaseException) -> tuple[str, str]:
+    """``(Error, Cause)`` for an exception raised by user code, as Lambda reports one: a
+    ``StatesError`` keeps its name and cause; any other exception gives its class name and its
+    message (an empty ``TimeoutError``, as asyncio raises, says "timed out"). The one
+    classification used by ``distmap run`` items, ``distmap execute`` tasks and activities."""
+    if isinstance(exc, StatesError):
+        return exc.error, exc.cause
+    if isinstance(exc, TimeoutError) and not str(exc):  # asyncio.TimeoutError is TimeoutError
+        return type(exc).__name__, "timed out"
+    return type(exc).__name__, str(exc)
+
+
+def as_states_error(exc: BaseException) -> StatesError:
+    """``exc`` as a StatesError with :func:`classify`'s name and cause."""
+    if isinstance(exc, StatesError):
+        return exc
+    return StatesError(*classify(exc))

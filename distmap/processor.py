@@ -38,7 +38,7 @@ from distmap.config.model import MapJob
 from distmap.dataflow.jsonpath import compile_result_path
 from distmap.dataflow.templates import compile_payload
 from distmap.dataflow.values import NOT_JSON, NotJson, check_finite
-from distmap.errors import ItemReaderFailed, StatesError, error_matches
+from distmap.errors import ItemReaderFailed, StatesError, classify, error_matches
 from distmap.readers.base import DecodeSpec, RawBlock, decode_block
 from distmap.records import RecordEncoder, RecordIdentity
 from distmap.retry import AttemptState, RetryPolicy
@@ -110,11 +110,7 @@ class _AlarmTimeout(BaseException):
 def _classify(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, _AlarmTimeout):
         return "States.Timeout", ""
-    if isinstance(exc, StatesError):
-        return exc.error, exc.cause
-    if isinstance(exc, TimeoutError) and not str(exc):  # asyncio.TimeoutError is TimeoutError
-        return type(exc).__name__, "timed out"
-    return type(exc).__name__, str(exc)
+    return classify(exc)
 
 
 def resolve_function(spec: str | Callable[..., Any]) -> Callable[..., Any]:

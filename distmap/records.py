@@ -16,6 +16,7 @@ encoder runs once per item on the worker, and the coordinator only concatenates 
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,14 @@ from typing import Any
 import orjson
 
 _dumps = orjson.dumps
+
+
+def region_account() -> tuple[str, str]:
+    """The region and account of every ARN distmap writes (and of Lambda name resolution):
+    ``AWS_REGION``, then ``AWS_DEFAULT_REGION``, else us-east-1; ``DISTMAP_ACCOUNT_ID``, else
+    123456789012."""
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    return region, os.environ.get("DISTMAP_ACCOUNT_ID", "123456789012")
 
 
 def quote(text: str) -> bytes:

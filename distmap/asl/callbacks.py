@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from distmap.errors import StatesError
+from distmap.errors import StatesError, classify
 
 if TYPE_CHECKING:
     from distmap.asl.machine import Run
@@ -157,10 +157,8 @@ def start_activity(token: str, fn: Callable[[Any], Any], task_input: Any) -> Non
     def work() -> None:
         try:
             result = run_with_token(token, fn, task_input)
-        except StatesError as exc:
-            outcome: tuple[Any, ...] = ("failure", exc.error, exc.cause)
         except Exception as exc:
-            outcome = ("failure", type(exc).__name__, str(exc))
+            outcome: tuple[Any, ...] = ("failure", *classify(exc))
         else:
             outcome = ("success", result)
         try:

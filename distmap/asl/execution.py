@@ -37,7 +37,7 @@ from distmap.asl.machine import ExecutionTimedOut, Run, StateMachine
 from distmap.asl.resources import Resources
 from distmap.config.parse import parse_document, read_document
 from distmap.errors import ConfigError, StatesError
-from distmap.records import iso_now
+from distmap.records import iso_now, region_account
 
 log = structlog.get_logger("distmap")
 
@@ -66,12 +66,6 @@ def _state_machine_name(source: str | None, given: str | None) -> str:
         cleaned = "".join(c if c.isalnum() or c in "-_" else "-" for c in stem)
         return cleaned or "StateMachine"
     return "StateMachine"
-
-
-def region_account() -> tuple[str, str]:
-    """The region and account of ARNs and Lambda name resolution: from the AWS environment."""
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    return region, os.environ.get("DISTMAP_ACCOUNT_ID", "123456789012")
 
 
 def load_resources(

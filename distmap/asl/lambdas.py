@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 
 from distmap.asl.resources import FunctionRef
-from distmap.errors import StatesError
+from distmap.errors import StatesError, classify
 
 INVOKE_PARAMETERS = frozenset(
     {"FunctionName", "Payload", "InvocationType", "Qualifier", "ClientContext", "LogType"}
@@ -70,10 +70,7 @@ def _cause(message: str, error_type: str, stack: list[str]) -> str:
 
 def function_error(exc: BaseException) -> StatesError:
     """The task failure for an exception raised by a function run as a Lambda function."""
-    if isinstance(exc, StatesError):
-        error_type, message = exc.error, exc.cause
-    else:
-        error_type, message = type(exc).__name__, str(exc)
+    error_type, message = classify(exc)
     frames = traceback.extract_tb(exc.__traceback__)[1:]  # drop the frame that called the function
     return StatesError(error_type, _cause(message, error_type, traceback.format_list(frames)))
 

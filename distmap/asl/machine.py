@@ -33,7 +33,7 @@ from distmap.dataflow.jsonpath import (
 )
 from distmap.dataflow.templates import compile_payload
 from distmap.dataflow.values import NOT_JSON, NotJson, check_finite
-from distmap.errors import ConfigError, Runtime, StatesError, error_matches
+from distmap.errors import ConfigError, Runtime, StatesError, as_states_error, error_matches
 from distmap.records import iso_now
 from distmap.retry import RetryPolicy
 
@@ -97,12 +97,6 @@ class ExecutionTimedOut(Exception):
 
 class _Cancelled(Exception):
     """A sibling branch failed; this branch stops at its next state."""
-
-
-def _error_of(exc: BaseException) -> StatesError:
-    if isinstance(exc, StatesError):
-        return exc
-    return StatesError(type(exc).__name__, str(exc))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -244,7 +238,7 @@ class _Worker(State):
             except (ExecutionTimedOut, _Cancelled, KeyboardInterrupt):
                 raise
             except Exception as exc:
-                err = _error_of(exc)
+                err = as_states_error(exc)
             delay = None
             if self.retry:
                 attempt = attempt or self.retry.new_state()
@@ -382,7 +376,7 @@ def _call(fn: Callable[[Any], Any], params: Any) -> Any:
     except (ExecutionTimedOut, _Cancelled, KeyboardInterrupt):
         raise
     except Exception as exc:
-        raise StatesError(type(exc).__name__, str(exc)) from None
+        raise as_states_error(exc) from None
 
 
 def _call_with_timeout(
@@ -419,7 +413,7 @@ def _call_with_timeout(
         exc = box["error"]
         if isinstance(exc, StatesError | ExecutionTimedOut | _Cancelled):
             raise exc
-        raise StatesError(type(exc).__name__, str(exc))
+        raise as_states_error(exc)
     return _json_result(box.get("value"))
 
 
