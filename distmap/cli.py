@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 import structlog
@@ -109,8 +108,6 @@ def _run(args: argparse.Namespace) -> int:
         json=json_logs, level=args.log_level if json_logs else max(args.log_level, "warning", key=_lvl)
     )
     log = structlog.get_logger("distmap")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # item functions are importable from the working directory
     progress = None
     if not args.no_progress:
         progress = TerminalProgress() if tty and not args.log_json else LogProgress()
@@ -151,8 +148,6 @@ def _execute(args: argparse.Namespace) -> int:
     from distmap.asl.execution import execute
 
     configure_logging(json=args.log_json or not sys.stderr.isatty(), level=args.log_level)
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
     try:
         raw = args.input
         if raw.startswith("@"):
@@ -195,8 +190,6 @@ def _validate(args: argparse.Namespace) -> int:
     from distmap.asl.execution import validate
 
     configure_logging(json=not sys.stderr.isatty(), level="warning")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
     try:
         report = validate(args.definition, args.resources)
     except ConfigError as exc:

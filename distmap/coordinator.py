@@ -161,8 +161,10 @@ class Coordinator:
         cores: int | None = None,
         handle_signals: bool = True,
         max_chunk_items: int = MAX_CHUNK_ITEMS,
+        mask_causes: bool = True,
     ) -> None:
         self.job = job
+        self.mask_causes = mask_causes
         self.executor = executor
         self.run_id = run_id or str(uuid.uuid4())
         self.map_run_arn, self.identity = map_run_identity(job, self.run_id)
@@ -215,6 +217,8 @@ class Coordinator:
             lanes=lanes,
             record_sep=writer.record_sep if writer else b"\n",
             context=context,
+            workdir=os.getcwd(),
+            mask_causes=self.mask_causes,
         )
 
     # ------------------------------------------------------------------ run

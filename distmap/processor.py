@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import ctypes
 import heapq
-import importlib
 import inspect
 import itertools
 import os
@@ -39,6 +38,7 @@ from distmap.dataflow.jsonpath import compile_result_path
 from distmap.dataflow.templates import compile_payload
 from distmap.dataflow.values import NOT_JSON, NotJson, check_finite
 from distmap.errors import ItemReaderFailed, StatesError, classify, error_matches
+from distmap.imports import load_function
 from distmap.readers.base import DecodeSpec, RawBlock, decode_block
 from distmap.records import RecordEncoder, RecordIdentity
 from distmap.retry import AttemptState, RetryPolicy
@@ -58,6 +58,10 @@ class RunSpec:
     record_sep: bytes
     context: dict[str, Any] = field(default_factory=dict)
     """The context object (``$$``) minus ``Map.Item``."""
+    workdir: str | None = None
+    """The coordinator's working directory: item functions' modules are loaded from there."""
+    mask_causes: bool = True
+    """Mask credentials in the ``Cause`` of FAILED records (``distmap.storage.redact``)."""
 
 
 @dataclass(slots=True)
@@ -114,17 +118,9 @@ def _classify(exc: BaseException) -> tuple[str, str]:
 
 
 def resolve_function(spec: str | Callable[..., Any]) -> Callable[..., Any]:
-    """Import ``module:function`` (or pass a callable through)."""
-    if callable(spec):
-        return spec
-    module_name, _, attr = spec.partition(":")
-    module = importlib.import_module(module_name)
-    obj: Any = module
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise TypeError(f"{spec} is not callable")
-    return obj
+    """Import ``module:function`` (or pass a callable through), under the import-path rule of
+    ``distmap.imports``: only the function's own module may come from the working directory."""
+    return load_function(spec)
 
 
 @dataclass(slots=True)

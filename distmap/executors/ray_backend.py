@@ -37,6 +37,7 @@ from distmap.config.model import MapJob
 from distmap.errors import BackendUnavailable
 from distmap.executors.base import Completed, Completion, Crashed, WorkerInitError
 from distmap.executors.ray_worker import ChunkWorker
+from distmap.imports import function_modules
 from distmap.processor import Chunk, RunSpec
 
 log = structlog.get_logger("distmap")
@@ -59,6 +60,7 @@ class _Slot:
     node_id: str | None = None
     start_failures: int = 0
     inflight: deque[tuple[Any, Chunk]] = field(default_factory=deque)
+    payload: bytes | None = None
 
 
 def _installed_roots() -> list[Path]:
@@ -225,7 +227,12 @@ class RayExecutor:
         self._start_grace_until = 0.0
 
     def _start_slot(self, slot: _Slot) -> None:
-        slot.actor = self._cls.remote(slot.spec)
+        from ray import cloudpickle
+
+        if slot.payload is None:  # the actor unpickles it once it has cleaned its sys.path
+            slot.payload = cloudpickle.dumps(slot.spec)
+        modules = tuple(function_modules(slot.spec.job.processor.function))
+        slot.actor = self._cls.remote(slot.payload, slot.spec.workdir, modules)
         slot.ready_ref = slot.actor.ready.remote()
         slot.state = "starting"
         slot.node_id = None
