@@ -12,6 +12,7 @@ from distmap.config.parse import load_job, parse_job
 from distmap.coordinator import Coordinator, ProgressHook
 from distmap.errors import ConfigError
 from distmap.executors import BACKENDS, make_executor
+from distmap.names import run_id_problem
 from distmap.processor import resolve_function
 from distmap.run_state import MapRunResult
 
@@ -56,6 +57,7 @@ def run(
     run_id: str | None = None,
     progress: ProgressHook | None = None,
     handle_signals: bool = True,
+    mask_causes: bool = True,
     **executor_options: Any,
 ) -> MapRunResult:
     """Run a Distributed Map job and return its result.
@@ -68,6 +70,9 @@ def run(
         overrides: ``["Field.Sub=value", ...]`` applied to a file or mapping before validation.
         run_id: the map run id (default: a new UUID); results go to ``<destination>/<run_id>/``.
         progress: called about five times a second with running counts.
+        mask_causes: mask credentials (AWS keys, ``secret=`` / ``password=`` / ``token=`` values,
+            URL passwords, bearer tokens, presigned signatures) in the ``Cause`` of FAILED
+            records, as in logs. On by default; ``False`` keeps causes verbatim.
         executor_options: passed to the backend's executor: ``workers``, ``per_worker_window``
             (local); ``address``, ``num_cpus``, ``ship``, ``runtime_env``, ``dashboard``,
             ``startup_timeout``, ``init_options`` (ray; see ``RayExecutor``).
@@ -82,10 +87,17 @@ def run(
     (threshold exceeded, malformed input found mid-run) are reported in it, not raised.
     """
     mj = _as_job(job, overrides)
-    if run_id is not None and (not run_id or any(c in run_id for c in "/\\:") or run_id in (".", "..")):
-        raise ConfigError("run_id", f"must be a plain name without / \\ or :, got {run_id!r}")
+    if run_id is not None and (problem := run_id_problem(run_id)):
+        raise ConfigError("run_id", problem)
     check_function(mj)
     if backend not in BACKENDS:
         raise ConfigError("backend", f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
     executor = make_executor(backend, **executor_options)
-    return Coordinator(mj, executor, run_id=run_id, progress=progress, handle_signals=handle_signals).run()
+    return Coordinator(
+        mj,
+        executor,
+        run_id=run_id,
+        progress=progress,
+        handle_signals=handle_signals,
+        mask_causes=mask_causes,
+    ).run()

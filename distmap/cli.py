@@ -30,10 +30,14 @@ from distmap import __version__
 from distmap.errors import BackendUnavailable, ConfigError, StatesError
 from distmap.executors import BACKENDS
 from distmap.logs import configure_logging
+from distmap.names import run_id_problem
 from distmap.progress import LogProgress, TerminalProgress
 from distmap.storage import redact
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ABORTED = 0, 1, 2, 130
+_NO_MASK_HELP = (
+    "keep the Cause of FAILED records verbatim (by default credentials in it are masked, as in logs)"
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--log-json", action="store_true", help="JSON log lines on stderr even on a terminal")
     r.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     r.add_argument("--no-progress", action="store_true", help="no live progress bar")
+    r.add_argument("--no-mask-causes", action="store_true", help=_NO_MASK_HELP)
     e = sub.add_parser("execute", help="run a whole Step Functions state machine (ASL definition)")
     e.add_argument("definition", help="the state machine definition (JSON or YAML file)")
     e.add_argument("--input", default="{}", help="the execution input: JSON text, or @file (default {})")
@@ -81,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--state-machine-name", help="name used in ARNs (default: the definition file name)")
     e.add_argument("--log-json", action="store_true", help="JSON log lines on stderr even on a terminal")
     e.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    e.add_argument("--no-mask-causes", action="store_true", help=_NO_MASK_HELP)
     v = sub.add_parser("validate", help="check a state machine definition and list what it needs")
     v.add_argument("definition", help="the state machine definition (JSON or YAML file)")
     v.add_argument("--resources", help="the resources file to check the definition against")
@@ -117,6 +123,9 @@ def _run(args: argparse.Namespace) -> int:
     elif args.address or args.num_cpus or args.dashboard:
         print("distmap: --address, --num-cpus and --dashboard need --backend ray", file=sys.stderr)
         return EXIT_USAGE
+    if args.run_id is not None and (problem := run_id_problem(args.run_id)):
+        print(f"distmap: --run-id {problem}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         result = run(
             args.config,
@@ -124,6 +133,7 @@ def _run(args: argparse.Namespace) -> int:
             overrides=args.overrides,
             run_id=args.run_id,
             progress=progress,
+            mask_causes=not args.no_mask_causes,
             **options,
         )
     except ConfigError as exc:
@@ -173,6 +183,7 @@ def _execute(args: argparse.Namespace) -> int:
             name=args.name,
             state_machine_name=args.state_machine_name,
             stub=args.stub,
+            mask_causes=not args.no_mask_causes,
             **options,
         )
     except ConfigError as exc:

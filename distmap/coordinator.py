@@ -9,6 +9,7 @@ result writer concatenates them into files.
 from __future__ import annotations
 
 import math
+import os
 import signal
 import threading
 import time

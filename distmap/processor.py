@@ -162,7 +162,9 @@ class BatchProcessor:
         self.catch_setters = [compile_result_path(c.result_path) for c in self.catchers]
         self.batcher = job.item_batcher
         self.encoder = RecordEncoder(
-            spec.identity, job.result_writer.transformation if job.result_writer else "NONE"
+            spec.identity,
+            job.result_writer.transformation if job.result_writer else "NONE",
+            mask_causes=spec.mask_causes,
         )
         self.flatten = bool(job.result_writer and job.result_writer.transformation == "FLATTEN")
         self.sleep = sleep

@@ -9,7 +9,8 @@ One record per child execution (one item, or one ItemBatcher batch)::
      "StartDate": "2026-11-25T10:00:00.000Z", "StateMachineArn": "...",
      "Status": "SUCCEEDED", "StopDate": "2026-11-25T10:00:00.004Z"}
 
-FAILED records carry ``Error`` and ``Cause`` instead of ``Output``; PENDING records (items never
+FAILED records carry ``Error`` and ``Cause`` instead of ``Output`` (the cause with credentials
+masked by ``distmap.storage.redact`` unless ``mask_causes`` is off); PENDING records (items never
 run) carry only the identity and the input. Records are built from pre-encoded byte pieces: the
 encoder runs once per item on the worker, and the coordinator only concatenates bytes.
 """
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+from distmap.storage import redact
 
 _dumps = orjson.dumps
 
@@ -90,8 +93,9 @@ class RecordIdentity:
 class RecordEncoder:
     """Encodes SUCCEEDED / FAILED / PENDING records for one map run."""
 
-    def __init__(self, ident: RecordIdentity, transformation: str = "NONE") -> None:
+    def __init__(self, ident: RecordIdentity, transformation: str = "NONE", *, mask_causes: bool = True) -> None:
         self.transformation = transformation
+        self.mask_causes = mask_causes
         self.dates = date_formatter()
         self._arn = b'{"ExecutionArn":' + b'"' + ident.execution_arn_prefix.encode()
         self._name_prefix = ident.name_prefix.encode()
@@ -152,6 +156,8 @@ class RecordEncoder:
         self, index: int, input_json: bytes, error: str, cause: str, start: float, stop: float
     ) -> bytes:
         d = self.dates
+        if self.mask_causes:
+            cause = redact(cause)
         return b"".join((
             *self._head(index, input_json),
             self._fail_mid, quote(error), b',"Cause":', quote(cause), self._fail_tail,

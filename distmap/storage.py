@@ -21,13 +21,15 @@ _SECRET_PATTERNS = [
         r"\1\2***",
     ),
     (re.compile(r"(?i)(X-Amz-(?:Signature|Credential|Security-Token))=([^&\s]+)"), r"\1=***"),
+    (re.compile(r"(?i)\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 ***"),
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/\s:@]+):([^/\s@]+)@"), r"\1\2:***@"),
     (re.compile(r"([^\s/:@\"']+):([^\s/@\"']+)@"), r"\1:***@"),  # user:password@host without a scheme
 ]
 
 
 def redact(text: str) -> str:
-    """Mask AWS key ids, secrets in ``key=value`` pairs, presigned-URL signatures and URL passwords."""
+    """Mask AWS key ids, secrets in ``key=value`` pairs, presigned-URL signatures, bearer / basic
+    authorization values and URL passwords."""
     for pattern, repl in _SECRET_PATTERNS:
         text = pattern.sub(repl, text)
     for secret in _secret_values():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -130,3 +131,204 @@ def test_ray_workers_do_not_import_shadows_from_the_driver_directory(tmp_path):
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["itemCounts"]["succeeded"] == 50
     assert list(marks.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- masked causes
+
+
+def failing_job(cwd: Path, n: int = 4, extra: str = "") -> Path:
+    (cwd / "in.jsonl").write_text("".join(json.dumps({"id": i}) + "\n" for i in range(n)))
+    job = cwd / "job.yaml"
+    job.write_text(
+        "ItemReader:\n  Source: in.jsonl\n  ReaderConfig: {InputType: JSONL}\n"
+        "ItemProcessor:\n  Function: securityfns:leak_secrets\n"
+        f"ToleratedFailurePercentage: 100\nResultWriter:\n  Destination: out\n{extra}"
+    )
+    return job
+
+
+def failed_causes(summary: dict) -> list[str]:
+    manifest = json.loads(Path(summary["manifest"]).read_text())
+    root = Path(manifest["DestinationBucket"])
+    causes = []
+    for entry in manifest["ResultFiles"]["FAILED"]:
+        causes.extend(r["Cause"] for r in json.loads((root / entry["Key"]).read_text()))
+    return causes
+
+
+def test_failed_record_causes_mask_credentials_by_default(tmp_path):
+    """FAILED records' Cause masks an AWS secret key, a URL password and a bearer token, like
+    the logs do; the rest of the message is kept."""
+    from securityfns import AWS_SECRET, BEARER, URL_PASSWORD
+
+    r = cli("run", str(failing_job(tmp_path)), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    causes = failed_causes(json.loads(r.stdout))
+    assert len(causes) == 4
+    for cause in causes:
+        assert AWS_SECRET not in cause and URL_PASSWORD not in cause and BEARER not in cause
+        assert "upload failed: aws_secret_access_key=***" in cause
+        assert "postgresql://app:***@db.internal" in cause and "Bearer ***" in cause
+
+
+def test_no_mask_causes_keeps_causes_verbatim(tmp_path):
+    """`--no-mask-causes` (Python: mask_causes=False) keeps the Cause exactly as raised."""
+    from securityfns import AWS_SECRET, BEARER, URL_PASSWORD
+
+    r = cli("run", str(failing_job(tmp_path)), "--no-mask-causes", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    for cause in failed_causes(json.loads(r.stdout)):
+        assert AWS_SECRET in cause and URL_PASSWORD in cause and BEARER in cause
+
+
+def test_python_api_mask_causes_switch(tmp_path, monkeypatch):
+    """distmap.run(..., mask_causes=False) is the Python form of the switch; the default masks."""
+    from securityfns import AWS_SECRET
+
+    import distmap
+
+    monkeypatch.chdir(tmp_path)
+    job = failing_job(tmp_path, n=2)
+    masked = distmap.run(str(job), overrides=["MaxConcurrency=1"], run_id="masked")
+    verbatim = distmap.run(str(job), overrides=["MaxConcurrency=1"], run_id="verbatim", mask_causes=False)
+    assert all(AWS_SECRET not in c for c in failed_causes(masked.to_dict()))
+    assert all(AWS_SECRET in c for c in failed_causes(verbatim.to_dict()))
+
+
+# --------------------------------------------------------------------------- names
+
+
+@pytest.mark.parametrize("run_id", ["a\nb", "has space", "...", "..", "a..b", ".hidden", "x/y", "", "a" * 81])
+def test_bad_run_id_is_refused_with_exit_2(tmp_path, run_id):
+    """--run-id must be 1-80 letters, digits, '.', '_' or '-', starting with a letter or digit,
+    without '..': anything else exits 2 with a message naming --run-id, and nothing is written."""
+    job = failing_job(tmp_path)
+    r = cli("run", str(job), "--run-id", run_id, cwd=tmp_path)
+    assert r.returncode == 2, r.stdout
+    assert "--run-id" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_good_run_id_is_accepted(tmp_path):
+    """A run id like nightly-2026.11.25_a is fine and names the result directory."""
+    r = cli("run", str(failing_job(tmp_path)), "--run-id", "nightly-2026.11.25_a", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "out" / "nightly-2026.11.25_a" / "manifest.json").is_file()
+
+
+def test_python_api_refuses_bad_run_id(tmp_path):
+    import distmap
+
+    with pytest.raises(distmap.ConfigError, match="run_id"):
+        distmap.run(str(failing_job(tmp_path)), run_id="two words")
+
+
+@pytest.mark.parametrize("field", ["Label", "StateMachineName"])
+def test_label_with_dot_dot_is_refused(tmp_path, field):
+    """Label and StateMachineName cannot contain '..' (README "Safe names"): exit 2, naming the
+    file and the field."""
+    job = failing_job(tmp_path, extra=f"{field}: a..b\n")
+    r = cli("run", str(job), cwd=tmp_path)
+    assert r.returncode == 2
+    assert str(job) in r.stderr and field in r.stderr and "'..'" in r.stderr.replace('".."', "'..'")
+
+
+def test_execute_refuses_a_distributed_map_label_with_dot_dot(tmp_path):
+    definition = {
+        "StartAt": "M",
+        "States": {
+            "M": {
+                "Type": "Map",
+                "Label": "a..b",
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "DISTRIBUTED"},
+                    "StartAt": "P",
+                    "States": {"P": {"Type": "Pass", "End": True}},
+                },
+                "End": True,
+            }
+        },
+    }
+    (tmp_path / "sm.asl.json").write_text(json.dumps(definition))
+    r = cli("execute", "sm.asl.json", cwd=tmp_path)
+    assert r.returncode == 2 and "Label" in r.stderr and "Traceback" not in r.stderr
+
+
+# --------------------------------------------------------------------------- file modes
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_manifest_mode_matches_result_files_and_honours_umask(tmp_path, umask):
+    """manifest.json gets the same mode as the result files: 0666 minus the umask (0644 with
+    the usual 022), not mkstemp's 0600."""
+    job = failing_job(tmp_path)
+    r = subprocess.run(
+        ["sh", "-c", f'umask {umask:03o} && exec "$0" -m distmap run "$1"', sys.executable, str(job)],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(TESTS)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    run_dir = Path(json.loads(r.stdout)["manifest"]).parent
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in run_dir.iterdir()}
+    assert modes["manifest.json"] == 0o666 & ~umask
+    assert set(modes.values()) == {0o666 & ~umask}, modes
+
+
+# --------------------------------------------------------------------------- YAML alias bombs
+
+BOMB = """\
+ItemReader: {Source: in.jsonl, ReaderConfig: {InputType: JSONL}}
+ItemProcessor: {Function: "securityfns:leak_secrets"}
+Input:
+  a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+  b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+  c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+  d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+  e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+  f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+  g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+  h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+  i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+"""
+
+
+def test_yaml_alias_bomb_in_input_is_refused_quickly(tmp_path):
+    """A sub-kilobyte 'billion laughs' job file is refused (exit 2, naming the file) in well
+    under the time and memory it would take to expand it."""
+    (tmp_path / "in.jsonl").write_text('{"id": 1}\n')
+    job = tmp_path / "bomb.yaml"
+    job.write_text(BOMB)
+    assert len(BOMB) < 700
+    r = subprocess.run(
+        [sys.executable, "-c", "import resource, sys, runpy; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30));"
+         " sys.argv = ['distmap', 'run', sys.argv[1]]; runpy.run_module('distmap', run_name='__main__')", str(job)],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(TESTS)}, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert str(job) in r.stderr and "aliases expand" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_yaml_alias_bomb_in_set_override_is_refused(tmp_path):
+    (tmp_path / "in.jsonl").write_text('{"id": 1}\n')
+    job = failing_job(tmp_path)
+    value = "{a: &a [x,x,x,x,x,x,x,x,x,x], b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a], c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b], d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c], e: [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]}"
+    r = cli("run", str(job), "--set", f"Input={value}", cwd=tmp_path)
+    assert r.returncode == 2 and "--set" in r.stderr and "aliases expand" in r.stderr
+
+
+def test_yaml_recursive_alias_is_refused(tmp_path):
+    job = tmp_path / "job.yaml"
+    job.write_text(failing_job(tmp_path).read_text() + "Input: &loop {self: *loop}\n")
+    r = cli("run", str(job), cwd=tmp_path)
+    assert r.returncode == 2 and "refers to the value it is part of" in r.stderr
+
+
+def test_yaml_anchors_used_as_templates_still_work():
+    """Ordinary anchors and merge keys stay accepted."""
+    from distmap.config.yamlsafe import load
+
+    data = load("base: &b {x: 1, y: [1, 2]}\none: {<<: *b, z: 3}\ntwo: *b\n")
+    assert data["one"] == {"x": 1, "y": [1, 2], "z": 3} and data["two"] == {"x": 1, "y": [1, 2]}

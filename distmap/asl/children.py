@@ -111,6 +111,7 @@ def start(integ: Integration, params: Any, run: Run, key: str) -> Any:
             state_machine_arn=sm_arn,
             name=name,
             cancel=cancel,
+            mask_causes=run.mask_causes,
         )
 
     if integ.pattern in ("sync", "sync:2"):

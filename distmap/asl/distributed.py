@@ -264,7 +264,7 @@ def run_distributed_map(state: MapState, effective: Any, ctx: dict[str, Any], ru
         )
         mj = _with_function(mj, child)
         executor = make_executor(run.backend, **run.executor_options)
-        result = Coordinator(mj, executor, handle_signals=False).run()
+        result = Coordinator(mj, executor, handle_signals=False, mask_causes=run.mask_causes).run()
         if result.status != "SUCCEEDED":
             raise StatesError(
                 result.error or "States.Runtime", result.cause or f"the map run {result.status}"

@@ -156,6 +156,7 @@ def execute(
     name: str | None = None,
     state_machine_name: str | None = None,
     stub: str | None = None,
+    mask_causes: bool = True,
     **executor_options: Any,
 ) -> dict[str, Any]:
     """Run a state machine to its end; return the StartSyncExecution-shaped response.
@@ -168,6 +169,8 @@ def execute(
         name: the execution name (default: a UUID).
         state_machine_name: used in ARNs (default: the definition file's name).
         stub: ``"echo"`` runs every unmapped Task as an echo stub (a dry run).
+        mask_causes: mask credentials in the ``Cause`` of DISTRIBUTED Map FAILED records (default
+            on; ``False`` keeps causes verbatim, as ``--no-mask-causes`` does).
         executor_options: as for ``distmap.run`` (``address=...`` for Ray, ...).
     """
     from distmap.executors import BACKENDS
@@ -189,6 +192,7 @@ def execute(
                 executor_options={k: v for k, v in executor_options.items() if k not in _CONNECTION_OPTIONS},
                 state_machine_arn=sm_arn,
                 name=name,
+                mask_causes=mask_causes,
             )
         finally:
             wait_for_started_executions()
@@ -204,6 +208,7 @@ def run_execution(
     state_machine_arn: str,
     name: str | None = None,
     cancel: threading.Event | None = None,
+    mask_causes: bool = True,
 ) -> dict[str, Any]:
     """Run one execution of a parsed machine (top-level, or a child started by a Task) and return
     its StartSyncExecution-shaped response. ``cancel``: a parent's flag the child stops on."""
@@ -232,6 +237,7 @@ def run_execution(
         cancel=cancel if cancel is not None else threading.Event(),
         region=region,
         account=account,
+        mask_causes=mask_causes,
     )
     bound = log.bind(execution_arn=exec_arn)
     bound.info("execution.started", state_machine=sm_name, backend=backend)

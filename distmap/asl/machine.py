@@ -34,6 +34,7 @@ from distmap.dataflow.jsonpath import (
 from distmap.dataflow.templates import compile_payload
 from distmap.dataflow.values import NOT_JSON, NotJson, check_finite
 from distmap.errors import ConfigError, Runtime, StatesError, as_states_error, error_matches
+from distmap.names import name_problem
 from distmap.records import iso_now
 from distmap.retry import RetryPolicy
 
@@ -61,6 +62,8 @@ class Run:
     cancel: threading.Event = field(default_factory=threading.Event)
     region: str = "us-east-1"
     account: str = "123456789012"
+    mask_causes: bool = True
+    """Mask credentials in the Cause of DISTRIBUTED Map FAILED records."""
 
     def context(self, state: str, retry_count: int = 0, entered: str | None = None) -> dict[str, Any]:
         return {
@@ -608,6 +611,8 @@ class MapState(_Worker):
         self.max_concurrency = f.integer("MaxConcurrency", 0, minimum=0) or 0
         self.max_concurrency_path = _path(f, "MaxConcurrencyPath", None)
         self.label = f.string("Label")
+        if self.label is not None and (problem := name_problem(self.label)):
+            raise f.error("Label", problem)  # it becomes part of the MapRunArn and result keys
         distributed_only = (
             "ItemReader",
             "ItemBatcher",

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from distmap.config import yamlsafe
 from distmap.config.model import (
     CatcherConfig,
     ItemBatcherConfig,
@@ -30,6 +31,7 @@ from distmap.config.model import (
 from distmap.dataflow.jsonpath import PathSyntaxError, compile_result_path
 from distmap.dataflow.templates import compile_payload
 from distmap.errors import ConfigError
+from distmap.names import name_problem
 
 S3_GET_OBJECT = "arn:aws:states:::s3:getObject"
 S3_PUT_OBJECT = "arn:aws:states:::s3:putObject"
@@ -199,7 +201,7 @@ def parse_document(text: str, source: str) -> Any:
     try:
         if source.endswith(".json"):
             return json.loads(text)
-        return yaml.safe_load(text)
+        return yamlsafe.load(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(
             "", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", source=source
@@ -220,7 +222,9 @@ def apply_override(data: Any, item: str, *, source: str | None = None) -> None:
     if not parts:
         raise ConfigError("--set", f"empty field name in {item!r}", source=source)
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yamlsafe.load(raw) if raw.strip() else ""
+    except yamlsafe.AliasExpansionError as exc:
+        raise ConfigError("--set", f"{key.strip()}: {exc.problem}", source=source) from None
     except yaml.YAMLError:
         value = raw
     if not isinstance(data, dict):
@@ -290,11 +294,9 @@ def parse_job(
 
 def _check_name(f: Fields, key: str, val: str) -> None:
     # Names end up in ARNs and in result paths: refuse anything that could leave the destination.
-    bad = set('/\\:*?"<>|') | {"\x00"}
-    if any(c in bad or ord(c) < 32 for c in val) or val in (".", "..") or len(val) > 80:
-        raise f.error(
-            key, f'must be 1-80 characters without / \\ : * ? " < > | or control characters, got {_show(val)}'
-        )
+    problem = name_problem(val)
+    if problem:
+        raise f.error(key, problem)
 
 
 def _resolve_uri(uri: str, base_dir: str | None) -> str:

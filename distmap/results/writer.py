@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import bisect
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import IO, Any
 
@@ -54,7 +54,9 @@ class _LocalStore:
 
     def put_atomic(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        # mode 0666 minus the umask, like the result files (mkstemp would make it 0600)
+        tmp = str(path.parent / f".tmp-{secrets.token_hex(8)}.json")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
