@@ -24,12 +24,10 @@ import argparse
 import json
 import sys
 
-import structlog
-
 from distmap import __version__
 from distmap.errors import BackendUnavailable, ConfigError, StatesError
 from distmap.executors import BACKENDS
-from distmap.logs import configure_logging
+from distmap.logs import configure_logging, get_logger
 from distmap.names import run_id_problem
 from distmap.progress import LogProgress, TerminalProgress
 from distmap.storage import redact
@@ -110,13 +108,16 @@ def _run(args: argparse.Namespace) -> int:
 
     tty = sys.stderr.isatty()
     json_logs = args.log_json or not tty
-    configure_logging(
-        json=json_logs, level=args.log_level if json_logs else max(args.log_level, "warning", key=_lvl)
-    )
-    log = structlog.get_logger("distmap")
-    progress = None
+    progress: TerminalProgress | LogProgress | None = None
     if not args.no_progress:
         progress = TerminalProgress() if tty and not args.log_json else LogProgress()
+    configure_logging(
+        json=json_logs,
+        level=args.log_level if json_logs else max(args.log_level, "warning", key=_lvl),
+        # a warning printed during the run gets a line of its own, not the end of the bar's
+        stream=progress.log_stream() if isinstance(progress, TerminalProgress) else None,
+    )
+    log = get_logger()
     options = {}
     if args.backend == "ray":
         options = {"address": args.address, "num_cpus": args.num_cpus, "dashboard": args.dashboard}

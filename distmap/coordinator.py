@@ -19,11 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
-
 from distmap.config.model import MapJob
 from distmap.errors import ItemReaderFailed, ResultWriterFailed
 from distmap.executors.base import Completed, Crashed, Executor, WorkerInitError
+from distmap.logs import get_logger
 from distmap.memory import tune_allocator
 from distmap.processor import BatchProcessor, Chunk, ChunkResult, RunSpec
 from distmap.readers.base import BlockReader, DecodeSpec, open_reader, split_block
@@ -33,7 +32,7 @@ from distmap.run_state import ItemCounts, MapRunResult
 from distmap.storage import redact, size_of
 from distmap.tolerance import describe_threshold, exceeds_threshold
 
-log = structlog.get_logger("distmap")
+log = get_logger()
 
 #: A single item (or ItemBatcher batch) whose worker dies this many times is marked FAILED.
 MAX_CRASHES_PER_ITEM = 3
@@ -602,6 +601,7 @@ class Coordinator:
         c = self.counts
         self.progress(
             {
+                "mapRunId": self.run_id,
                 "succeeded": c.succeeded,
                 "failed": c.failed,
                 "timedOut": c.timed_out,
@@ -609,6 +609,8 @@ class Coordinator:
                 "running": running,
                 "bytesRead": reader.bytes_read if reader is not None else None,
                 "totalBytes": self._total_bytes,
+                "itemsRead": c.total,
+                "maxItems": self.job.item_reader.max_items or None,
                 "final": final,
             }
         )

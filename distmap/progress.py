@@ -6,7 +6,7 @@ import sys
 import time
 from typing import Any
 
-import structlog
+from distmap.logs import get_logger
 
 
 def _fmt_duration(seconds: float) -> str:
@@ -32,16 +32,28 @@ class _Rate:
         return done / max(now - self.t0, 1e-9)
 
 
-def _fraction(info: dict[str, Any], done: int) -> float | None:
-    """Share of the run completed: items done over items read, scaled by the share of input read."""
+def estimated_total(info: dict[str, Any]) -> float | None:
+    """The run's item count: exact once known (the input was read or counted to its end), else
+    estimated from the items read so far and the share of the input's bytes they took."""
     total = info.get("total")
-    if not total:
+    if total is not None:
+        return float(total)
+    read, size, items = info.get("bytesRead"), info.get("totalBytes"), info.get("itemsRead")
+    if not read or not size or not items:
         return None
-    frac = done / total
-    read, size = info.get("bytesRead"), info.get("totalBytes")
-    if read is not None and size and not info.get("final"):
-        frac *= min(1.0, read / size)
-    return min(1.0, frac)
+    estimate = items * max(size, read) / read
+    max_items = info.get("maxItems")
+    return float(min(estimate, max_items)) if max_items else estimate
+
+
+def fraction_done(info: dict[str, Any], done: int) -> float | None:
+    """Share of the run completed (items done over the run's items), or None when unknown."""
+    total = estimated_total(info)
+    if total is None:
+        return None
+    if total <= 0:
+        return 1.0
+    return min(1.0, done / total)
 
 
 class TerminalProgress:
@@ -52,6 +64,18 @@ class TerminalProgress:
         self.width = width
         self.rate = _Rate()
         self.last = 0.0
+        self.drawn = False
+
+    def clear(self) -> None:
+        """Erase the bar, so that another message gets a line of its own (the next update
+        draws the bar again)."""
+        if self.drawn:
+            self.stream.write("\r\x1b[K")
+            self.drawn = False
+
+    def log_stream(self) -> Any:
+        """A stream for log lines that erases the bar before each one is written."""
+        return _ClearingStream(self)
 
     def __call__(self, info: dict[str, Any]) -> None:
         now = time.monotonic()
@@ -60,7 +84,7 @@ class TerminalProgress:
         self.last = now
         done = info["succeeded"] + info["failed"] + info["timedOut"]
         rate = self.rate.update(done)
-        frac = _fraction(info, done)
+        frac = fraction_done(info, done)
         if frac is None:
             bar = "-" * self.width
             pct = "  ?%"
@@ -74,9 +98,28 @@ class TerminalProgress:
         failed = info["failed"] + info["timedOut"]
         line = f"\r[{bar}] {pct} {done:,} done, {failed:,} failed, {rate:,.0f} items/s, ETA {eta}  "
         self.stream.write(line)
+        self.drawn = True
         if info.get("final"):
             self.stream.write("\n")
+            self.drawn = False
         self.stream.flush()
+
+
+class _ClearingStream:
+    """Writes to the progress bar's stream, erasing the bar first."""
+
+    def __init__(self, bar: TerminalProgress) -> None:
+        self.bar = bar
+
+    def write(self, text: str) -> int:
+        self.bar.clear()
+        return self.bar.stream.write(text)
+
+    def flush(self) -> None:
+        self.bar.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.bar.stream.isatty()
 
 
 class LogProgress:
@@ -86,7 +129,7 @@ class LogProgress:
         self.interval = interval
         self.last = time.monotonic()
         self.rate = _Rate()
-        self.log = structlog.get_logger("distmap")
+        self.log = get_logger()
 
     def __call__(self, info: dict[str, Any]) -> None:
         now = time.monotonic()
@@ -97,6 +140,7 @@ class LogProgress:
         self.last = now
         self.log.info(
             "map_run.progress",
+            map_run_id=info.get("mapRunId"),
             done=done,
             succeeded=info["succeeded"],
             failed=info["failed"],

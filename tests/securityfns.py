@@ -16,3 +16,11 @@ def leak_secrets(item: Any) -> Any:
         f"db=postgresql://app:{URL_PASSWORD}@db.internal:5432/orders "
         f"headers={{'Authorization': 'Bearer {BEARER}'}}"
     )
+
+
+def slow(item: Any) -> Any:
+    """Takes 20 ms: long enough runs to interrupt."""
+    import time
+
+    time.sleep(0.02)
+    return item

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import structlog
 
 from distmap.asl.children import wait_for_started_executions
 from distmap.asl.integrations import check_targets, count_states, requirements, unmapped
@@ -37,9 +36,10 @@ from distmap.asl.machine import ExecutionTimedOut, Run, StateMachine
 from distmap.asl.resources import Resources
 from distmap.config.parse import parse_document, read_document
 from distmap.errors import ConfigError, StatesError
+from distmap.logs import get_logger
 from distmap.records import iso_now, region_account
 
-log = structlog.get_logger("distmap")
+log = get_logger()
 
 #: executor options that configure the Ray connection (made once per execution)
 _CONNECTION_OPTIONS = ("address", "num_cpus", "ship", "runtime_env", "dashboard", "init_options")

@@ -31,16 +31,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from distmap.config.model import MapJob
 from distmap.errors import BackendUnavailable
 from distmap.executors.base import Completed, Completion, Crashed, WorkerInitError
 from distmap.executors.ray_worker import ChunkWorker
 from distmap.imports import function_modules
+from distmap.logs import get_logger
 from distmap.processor import Chunk, RunSpec
 
-log = structlog.get_logger("distmap")
+log = get_logger()
 
 #: A slot whose actor dies this many times before ever becoming ready is a start-up failure.
 MAX_START_FAILURES = 3

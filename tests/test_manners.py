@@ -1,0 +1,222 @@
+"""Library and CLI manners (issue 12, item 6): where logs go, progress events and the progress
+bar, ``--set`` into lists, config error reports, and the csv-to-sns walkthrough script."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from distmap.progress import TerminalProgress, fraction_done
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+
+
+def python(code: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{TESTS}"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def write_input(cwd: Path, n: int) -> Path:
+    src = cwd / "in.jsonl"
+    src.write_text("".join(json.dumps({"id": i}) + "\n" for i in range(n)))
+    return src
+
+
+# --------------------------------------------------------------------------- library logging
+
+
+def test_python_api_prints_nothing_on_stdout(tmp_path):
+    """distmap.run from Python prints no log line on stdout (it is the caller's); without any
+    logging configuration, warnings reach stderr through Python's last-resort handler."""
+    write_input(tmp_path, 20)
+    r = python(
+        """
+        import distmap
+        r = distmap.run({"ItemReader": {"Source": "in.jsonl", "ReaderConfig": {"InputType": "JSONL"}},
+                         "ItemProcessor": {"Function": "itemfns:echo"}})
+        assert r.status == "SUCCEEDED"
+        """,
+        tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == ""
+    assert "map_run.no_result_writer" in r.stderr and "map_run_id=" in r.stderr
+
+
+def test_python_api_logs_through_the_callers_logging(tmp_path):
+    """When the caller configures logging, distmap's events arrive as records of the "distmap"
+    logger, one per event, with the map run id and credentials masked."""
+    write_input(tmp_path, 20)
+    r = python(
+        """
+        import json, logging, distmap
+        records = []
+        class Keep(logging.Handler):
+            def emit(self, record):
+                records.append((record.name, record.levelname, record.getMessage()))
+        logging.basicConfig(level=logging.INFO, handlers=[Keep()])
+        res = distmap.run({"ItemReader": {"Source": "in.jsonl", "ReaderConfig": {"InputType": "JSONL"}},
+                           "ItemProcessor": {"Function": "itemfns:echo"},
+                           "ResultWriter": {"Destination": "out"}}, run_id="r1")
+        print(json.dumps(records))
+        """,
+        tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    records = json.loads(r.stdout)
+    events = {msg.split()[0]: (name, level, msg) for name, level, msg in records}
+    assert events["event=map_run.started"][:2] == ("distmap", "INFO")
+    assert "map_run_id=r1" in events["event=map_run.finished"][2]
+    assert r.stderr == ""
+
+
+def test_progress_events_carry_the_map_run_id(tmp_path):
+    """Every map_run.progress event has the map_run_id, like the run's other events."""
+    write_input(tmp_path, 300)
+    r = python(
+        """
+        import distmap
+        from distmap.logs import configure_logging
+        from distmap.progress import LogProgress
+        configure_logging(json=True)
+        res = distmap.run({"ItemReader": {"Source": "in.jsonl", "ReaderConfig": {"InputType": "JSONL"}},
+                           "ItemProcessor": {"Function": "securityfns:slow"}, "MaxConcurrency": 4},
+                          progress=LogProgress(interval=0.0), run_id="progress-run")
+        """,
+        tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")]
+    progress = [e for e in events if e["event"] == "map_run.progress"]
+    assert progress, r.stderr
+    assert all(e.get("map_run_id") == "progress-run" for e in progress)
+
+
+# --------------------------------------------------------------------------- progress bar
+
+
+def info(**kw):
+    base = {"succeeded": 0, "failed": 0, "timedOut": 0, "total": None, "running": 1, "final": False}
+    return {**base, **kw}
+
+
+def test_progress_percentage_does_not_lag_when_the_total_is_known():
+    """With the item total known (counted ahead for ToleratedFailurePercentage), 710 of 1,000
+    items done is 71%, whatever share of the bytes the main reader has read (main showed 60%)."""
+    i = info(succeeded=710, total=1000, bytesRead=850, totalBytes=1000, itemsRead=850)
+    assert fraction_done(i, 710) == pytest.approx(0.71)
+    out = io.StringIO()
+    TerminalProgress(stream=out)(i)
+    assert " 71%" in out.getvalue()
+
+
+def test_progress_uses_bytes_when_the_item_total_is_unknown():
+    """Without an item total, bytes read out of the input's size give the % and an ETA, instead
+    of "?%" and "--:--": 500 items took half the bytes, so 250 done is 25%."""
+    i = info(succeeded=250, bytesRead=5000, totalBytes=10000, itemsRead=500)
+    assert fraction_done(i, 250) == pytest.approx(0.25)
+    assert fraction_done({**i, "maxItems": 600}, 250) == pytest.approx(250 / 600)
+    bar = TerminalProgress(stream=io.StringIO())
+    bar(i)
+    time.sleep(0.25)
+    bar(info(succeeded=300, bytesRead=5000, totalBytes=10000, itemsRead=500))
+    text = bar.stream.getvalue()
+    assert "?%" not in text and " 30%" in text
+    assert "ETA --:--" not in text.rsplit("\r", 1)[-1]
+
+
+def test_progress_unknown_without_total_or_sizes():
+    assert fraction_done(info(succeeded=5, itemsRead=10), 5) is None
+
+
+def _screen(raw: str) -> list[str]:
+    """What a terminal shows for ``raw``: carriage returns, erase-line and newlines."""
+    lines, line, col = [], [], 0
+    i = 0
+    while i < len(raw):
+        if raw.startswith("\x1b[K", i):
+            del line[col:]
+            i += 3
+            continue
+        ch = raw[i]
+        if ch == "\r":
+            col = 0
+        elif ch == "\n":
+            lines.append("".join(line))
+            line, col = [], 0
+        else:
+            if col < len(line):
+                line[col] = ch
+            else:
+                line.append(ch)
+            col += 1
+        i += 1
+    lines.append("".join(line))
+    return lines
+
+
+def test_abort_warning_gets_its_own_line_on_a_terminal(tmp_path):
+    """On a terminal, the warning printed when Ctrl-C arrives is not glued to the progress bar:
+    the bar's line is erased first."""
+    write_input(tmp_path, 400)
+    job = tmp_path / "job.yaml"
+    job.write_text(
+        "ItemReader:\n  Source: in.jsonl\n  ReaderConfig: {InputType: JSONL}\n"
+        "ItemProcessor:\n  Function: securityfns:slow\nMaxConcurrency: 2\n"
+        "ResultWriter:\n  Destination: out\n"
+    )
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "distmap", "run", str(job)],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(TESTS), "TERM": "xterm"},
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        stdin=subprocess.DEVNULL,
+    )
+    os.close(slave)
+    raw = b""
+    sent = False
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            raw += chunk
+        if not sent and b"items/s" in raw:
+            time.sleep(0.3)
+            proc.send_signal(signal.SIGINT)
+            sent = True
+        if sent and proc.poll() is not None and not ready:
+            break
+    proc.wait(timeout=30)
+    os.close(master)
+    assert sent, raw
+    screen = _screen(raw.decode(errors="replace").replace("\r\n", "\n"))
+    warning = [line for line in screen if "map_run.aborting" in line]
+    assert warning, screen
+    assert all("items/s" not in line and "[#" not in line and "[-" not in line for line in warning), warning
+    assert proc.returncode == 130
