@@ -139,7 +139,9 @@ def _run(args: argparse.Namespace) -> int:
         )
     except ConfigError as exc:
         print(f"distmap: invalid job: {redact(str(exc))}", file=sys.stderr)
-        log.error("map_run.invalid_config", field=exc.field, reason=exc.reason) if json_logs else None
+        if json_logs:
+            problems = [f"{p.field}: {p.reason}" if p.field else p.reason for p in exc.problems or [exc]]
+            log.error("map_run.invalid_config", field=exc.field, reason=exc.reason, problems=problems)
         return EXIT_USAGE
     except BackendUnavailable as exc:
         print(f"distmap: backend {args.backend} unavailable: {redact(str(exc))}", file=sys.stderr)

@@ -39,8 +39,24 @@ class ConfigError(DistmapError):
         self.field = field
         self.reason = reason
         self.source = source
+        self.problems: list[ConfigError] = []
+        """Every problem found, when there are several (``field`` / ``reason`` are the first's)."""
         where = f"{source}: " if source else ""
         super().__init__(f"{where}{field}: {reason}" if field else f"{where}{reason}")
+
+    @classmethod
+    def several(cls, errors: list[ConfigError]) -> ConfigError:
+        """One error reporting all of ``errors`` (one per line), or the only one."""
+        flat = [p for e in errors for p in (e.problems or [e])]
+        if len(flat) == 1:
+            return flat[0]
+        first = flat[0]
+        err = cls(first.field, first.reason, source=first.source)
+        err.problems = flat
+        where = f"{first.source}: " if first.source else ""
+        lines = "\n".join(f"  {e.field}: {e.reason}" if e.field else f"  {e.reason}" for e in flat)
+        err.args = (f"{where}{len(flat)} problems:\n{lines}",)
+        return err
 
 
 class BackendUnavailable(DistmapError):

@@ -220,3 +220,108 @@ def test_abort_warning_gets_its_own_line_on_a_terminal(tmp_path):
     assert warning, screen
     assert all("items/s" not in line and "[#" not in line and "[-" not in line for line in warning), warning
     assert proc.returncode == 130
+
+
+# --------------------------------------------------------------------------- --set and config errors
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "distmap", *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(TESTS)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def retry_job(cwd: Path) -> Path:
+    write_input(cwd, 3)
+    job = cwd / "job.yaml"
+    job.write_text(
+        "ItemReader:\n  Source: in.jsonl\n  ReaderConfig: {InputType: JSONL}\n"
+        "ItemProcessor:\n  Function: itemfns:always_fail\n"
+        "  Retry:\n    - {ErrorEquals: [RuntimeError], IntervalSeconds: 0.01, MaxAttempts: 0}\n"
+        "ToleratedFailurePercentage: 100\n"
+    )
+    return job
+
+
+def test_set_addresses_list_elements(tmp_path):
+    """--set 'ItemProcessor.Retry[0].MaxAttempts=5' changes the first retrier (main said
+    "unknown field"); the index one past the end appends an element."""
+    job = retry_job(tmp_path)
+    r = cli("run", str(job), "--set", "ItemProcessor.Retry[0].MaxAttempts=2", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["stats"]["retries"] == 3 * 2
+    r = cli(
+        "run", str(job), "--set", "ItemProcessor.Retry[0].ErrorEquals[0]=ValueError",
+        "--set", "ItemProcessor.Retry[1]={ErrorEquals: [States.ALL], IntervalSeconds: 0.01, MaxAttempts: 1}",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["stats"]["retries"] == 3  # RuntimeError: now the appended retrier, once each
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        (
+            "ItemProcessor.Retry[3].MaxAttempts=5",
+            "ItemProcessor.Retry[3]: --set: index out of range: the list has 1",
+        ),
+        ("ItemProcessor[0]=5", "ItemProcessor[0]: --set: ItemProcessor is not a list"),
+        ("ItemProcessor.Retry[x]=5", "cannot read the field path 'ItemProcessor.Retry[x]'"),
+    ],
+)
+def test_set_list_errors_are_clear(tmp_path, setting, message):
+    r = cli("run", str(retry_job(tmp_path)), "--set", setting, cwd=tmp_path)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_typo_next_to_a_required_field_gets_did_you_mean(tmp_path):
+    """A misspelt required field (Sourc) is reported as the missing field with the look-alike
+    key pointed out, not only as "is required"."""
+    write_input(tmp_path, 1)
+    job = tmp_path / "job.yaml"
+    job.write_text(
+        "ItemReader:\n  Sourc: in.jsonl\n  ReaderConfig: {InputTyp: JSONL}\nItemProcessor: {Function: itemfns:echo}\n"
+    )
+    r = cli("run", str(job), cwd=tmp_path)
+    assert r.returncode == 2
+    assert (
+        "ItemReader.Source: is required" in r.stderr and "found 'Sourc': did you mean 'Source'?" in r.stderr
+    )
+
+
+def test_all_config_errors_are_reported_at_once(tmp_path):
+    """Several problems in different fields are all listed, each with file-relative field and
+    reason, in one message (exit 2, no traceback)."""
+    write_input(tmp_path, 1)
+    job = tmp_path / "job.yaml"
+    job.write_text(
+        "ItemReader:\n  Source: in.jsonl\n  ReaderConfig: {InputType: XML}\n"
+        "ItemProcessor: {Function: itemfns:echo, TimeoutSeconds: -1}\n"
+        "MaxConcurency: 4\nToleratedFailurePercentage: 120\nResultWritter: {Destination: out}\n"
+    )
+    r = cli("run", str(job), cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"{job}: 5 problems:" in r.stderr
+    for expected in (
+        "ItemReader.ReaderConfig.InputType: must be one of CSV, JSON, JSONL",
+        "ItemProcessor.TimeoutSeconds: must be > 0.0",
+        "ToleratedFailurePercentage: must be <= 100.0",
+        "MaxConcurency: unknown field; did you mean 'MaxConcurrency'?",
+        "ResultWritter: unknown field; did you mean 'ResultWriter'?",
+    ):
+        assert expected in r.stderr, r.stderr
+
+
+def test_python_api_config_error_lists_every_problem():
+    import distmap
+
+    with pytest.raises(distmap.ConfigError) as info:
+        distmap.MapJob.from_dict({"ItemReader": {"Source": "x"}, "MaxConcurrency": -1})
+    fields = [p.field for p in info.value.problems]
+    assert fields == ["ItemReader.ReaderConfig", "ItemProcessor", "MaxConcurrency"]

@@ -12,7 +12,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +68,20 @@ class Fields:
     def require(self, key: str) -> Any:
         self.seen.add(key)
         if key not in self.data:
-            raise self.error(key, "is required")
+            raise self.missing(key)
         return self.data[key]
 
+    def missing(self, key: str, reason: str = "is required") -> ConfigError:
+        """The error for a required field that is absent, pointing at a look-alike key (a typo)
+        when the mapping has one."""
+        self.seen.add(key)
+        unknown = [str(k) for k in self.data if k != key and k not in self.seen]
+        hint = difflib.get_close_matches(key, unknown, n=1, cutoff=0.6)
+        return self.error(key, f"{reason}; found {hint[0]!r}: did you mean {key!r}?" if hint else reason)
+
     def finish(self) -> None:
+        """Raise one error listing every unknown key, each with a "did you mean" hint."""
+        errors = []
         for key in self.data:
             if key not in self.seen:
                 hint = difflib.get_close_matches(str(key), sorted(self.seen), n=1)
@@ -80,7 +90,9 @@ class Fields:
                     if hint
                     else f"; known fields: {', '.join(sorted(self.seen))}"
                 )
-                raise self.error(str(key), f"unknown field{extra}")
+                errors.append(self.error(str(key), f"unknown field{extra}"))
+        if errors:
+            raise ConfigError.several(errors)
 
     # typed getters -------------------------------------------------------------------------
     def string(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
@@ -213,14 +225,39 @@ def parse_document(text: str, source: str) -> Any:
         raise ConfigError("", f"invalid YAML{where}: {problem}", source=source) from None
 
 
+_OVERRIDE_PATH = re.compile(r"[^.\[\]=]+(?:\[\d+\])*(?:\.[^.\[\]=]+(?:\[\d+\])*)*")
+_OVERRIDE_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def override_steps(key: str) -> list[str | int]:
+    """``ItemProcessor.Retry[0].MaxAttempts`` -> ``["ItemProcessor", "Retry", 0, "MaxAttempts"]``."""
+    key = key.strip()
+    if not _OVERRIDE_PATH.fullmatch(key):
+        raise ValueError(key)
+    return [name if name else int(index) for name, index in _OVERRIDE_STEP.findall(key)]
+
+
+def _step_text(steps: list[str | int]) -> str:
+    return "".join(f"[{s}]" if isinstance(s, int) else (f".{s}" if i else s) for i, s in enumerate(steps))
+
+
 def apply_override(data: Any, item: str, *, source: str | None = None) -> None:
-    """Apply one ``--set Dotted.Field=value`` (value parsed as a YAML scalar / flow value)."""
+    """Apply one ``--set Field.Sub=value`` (value parsed as a YAML scalar / flow value). List
+    elements are addressed as ``Field[0]`` (``ItemProcessor.Retry[0].MaxAttempts=5``); the index
+    one past the end appends."""
     if "=" not in item:
         raise ConfigError("--set", f"expected Field=value, got {item!r}", source=source)
     key, raw = item.split("=", 1)
-    parts = [k for k in key.strip().split(".") if k]
-    if not parts:
+    if not key.strip():
         raise ConfigError("--set", f"empty field name in {item!r}", source=source)
+    try:
+        parts = override_steps(key)
+    except ValueError:
+        raise ConfigError(
+            "--set",
+            f"cannot read the field path {key.strip()!r}: write Field.Sub, and Field[0] for a list element",
+            source=source,
+        ) from None
     try:
         value = yamlsafe.load(raw) if raw.strip() else ""
     except yamlsafe.AliasExpansionError as exc:
@@ -229,53 +266,81 @@ def apply_override(data: Any, item: str, *, source: str | None = None) -> None:
         value = raw
     if not isinstance(data, dict):
         raise ConfigError("", "job file must hold an object", source=source)
-    cur = data
-    for part in parts[:-1]:
-        nxt = cur.get(part)
-        if nxt is None:
-            nxt = {}
-            cur[part] = nxt
-        if not isinstance(nxt, dict):
-            raise ConfigError(
-                ".".join(parts), f"cannot set a field inside {part!r}: it is not an object", source=source
-            )
-        cur = nxt
-    cur[parts[-1]] = value
+    cur: Any = data
+    for depth, part in enumerate(parts):
+        where = _step_text(parts[: depth + 1])
+        last = depth == len(parts) - 1
+        new: Any = value if last else ([] if isinstance(parts[depth + 1], int) else {})
+        if isinstance(part, int):
+            if not isinstance(cur, list):
+                raise ConfigError(
+                    where, f"--set: {_step_text(parts[:depth])} is not a list ({_type_name(cur)})", source=source
+                )
+            if part > len(cur):
+                raise ConfigError(
+                    where,
+                    f"--set: index out of range: the list has {len(cur)} element(s) "
+                    f"(use [{len(cur)}] to append one)",
+                    source=source,
+                )
+            if part == len(cur):
+                cur.append(new)
+            elif last:
+                cur[part] = value
+        else:
+            if not isinstance(cur, dict):
+                raise ConfigError(
+                    where,
+                    f"--set: cannot set a field inside {_step_text(parts[:depth])}: it is "
+                    f"{_type_name(cur)}, not an object",
+                    source=source,
+                )
+            if last or cur.get(part) is None:
+                cur[part] = new
+        if not last:
+            cur = cur[part]
+
+
+class _Problems:
+    """Collects the ConfigErrors of independent parts of a job, so that all are reported at once."""
+
+    def __init__(self) -> None:
+        self.errors: list[ConfigError] = []
+
+    def attempt(self, fn: Callable[[], Any], default: Any = None) -> Any:
+        try:
+            return fn()
+        except ConfigError as exc:
+            self.errors.append(exc)
+            return default
 
 
 def parse_job(
     data: Any, *, base_dir: str | None = None, source: str | None = None, default_name: str = "distmap"
 ) -> MapJob:
+    """Validate a whole job. Every part is checked even when another is invalid, and all the
+    problems are reported in one ``ConfigError`` (``.problems`` lists them)."""
     top = Fields(data, "", source)
+    found = _Problems()
     top.get("Comment")
     state_type = top.get("Type")
     if state_type not in (None, "Map"):
-        raise top.error("Type", f"must be Map, got {_show(state_type)}")
-    reader = _item_reader(top, base_dir)
-    processor = _processor(top)
-    selector = top.get("ItemSelector")
-    if selector is None and top.has("Parameters"):
-        selector = top.get("Parameters")  # legacy name of ItemSelector
-    if selector is not None:
-        if not isinstance(selector, Mapping):
-            raise top.error("ItemSelector", f"must be an object, got {_type_name(selector)}")
-        try:
-            compile_payload(selector, where="ItemSelector")
-        except PathSyntaxError as exc:
-            raise top.error("ItemSelector", str(exc)) from None
-    batcher = _item_batcher(top)
-    max_conc = top.integer("MaxConcurrency", 0, minimum=0, maximum=1_000_000)
-    pct = top.number("ToleratedFailurePercentage", None, minimum=0.0, maximum=100.0)
-    count = top.integer("ToleratedFailureCount", None, minimum=0)
-    writer = _result_writer(top, base_dir)
-    name = top.string("StateMachineName", default_name) or default_name
-    label = top.string("Label")
-    for key, val in (("StateMachineName", name), ("Label", label)):
-        if val is not None:
-            _check_name(top, key, val)
+        found.errors.append(top.error("Type", f"must be Map, got {_show(state_type)}"))
+    reader = found.attempt(lambda: _item_reader(top, base_dir))
+    processor = found.attempt(lambda: _processor(top))
+    selector = found.attempt(lambda: _item_selector(top))
+    batcher = found.attempt(lambda: _item_batcher(top))
+    max_conc = found.attempt(lambda: top.integer("MaxConcurrency", 0, minimum=0, maximum=1_000_000))
+    pct = found.attempt(lambda: top.number("ToleratedFailurePercentage", None, minimum=0.0, maximum=100.0))
+    count = found.attempt(lambda: top.integer("ToleratedFailureCount", None, minimum=0))
+    writer = found.attempt(lambda: _result_writer(top, base_dir))
+    name = found.attempt(lambda: _name(top, "StateMachineName", default_name), default_name)
+    label = found.attempt(lambda: _name(top, "Label", None))
     job_input = top.get("Input", {})
     top.get("ProcessorConfig")  # ASL: {Mode: DISTRIBUTED, ExecutionType: ...}; informational here
-    top.finish()
+    found.attempt(top.finish)
+    if found.errors:
+        raise ConfigError.several(found.errors)
     return MapJob(
         item_reader=reader,
         processor=processor,
@@ -290,6 +355,27 @@ def parse_job(
         input=job_input,
         source_file=source,
     )
+
+
+def _item_selector(top: Fields) -> Any:
+    selector = top.get("ItemSelector")
+    if selector is None and top.has("Parameters"):
+        selector = top.get("Parameters")  # legacy name of ItemSelector
+    if selector is not None:
+        if not isinstance(selector, Mapping):
+            raise top.error("ItemSelector", f"must be an object, got {_type_name(selector)}")
+        try:
+            compile_payload(selector, where="ItemSelector")
+        except PathSyntaxError as exc:
+            raise top.error("ItemSelector", str(exc)) from None
+    return selector
+
+
+def _name(top: Fields, key: str, default: str | None) -> str | None:
+    val = top.string(key, default) or default
+    if val is not None:
+        _check_name(top, key, val)
+    return val
 
 
 def _check_name(f: Fields, key: str, val: str) -> None:
@@ -320,7 +406,7 @@ def _item_reader(top: Fields, base_dir: str | None) -> ItemReaderConfig:
         )
     if source is None:
         if params is None:
-            raise f.error(
+            raise f.missing(
                 "Source", "is required (a local path or s3://bucket/key), or give Parameters: {Bucket, Key}"
             )
         pf = Fields(params, "ItemReader.Parameters", top.source)
@@ -339,7 +425,7 @@ def _item_reader(top: Fields, base_dir: str | None) -> ItemReaderConfig:
     rc = Fields(f.require("ReaderConfig"), "ItemReader.ReaderConfig", top.source)
     input_type = rc.enum("InputType", ("CSV", "JSON", "JSONL"))
     if input_type is None:
-        raise rc.error("InputType", "is required (CSV, JSON or JSONL)")
+        raise rc.missing("InputType", "is required (CSV, JSON or JSONL)")
     header_loc = rc.enum("CSVHeaderLocation", ("FIRST_ROW", "GIVEN"), None)
     headers = rc.get("CSVHeaders")
     delim_name = rc.enum("CSVDelimiter", tuple(CSV_DELIMITERS), "COMMA")
@@ -407,7 +493,7 @@ def _processor(top: Fields) -> ProcessorConfig:
     f = Fields(top.require(key), key, top.source)
     fn = f.get("Function")
     if fn is None:
-        raise f.error("Function", "is required: a Python callable as module:function")
+        raise f.missing("Function", "is required: a Python callable as module:function")
     if isinstance(fn, str):
         mod, _, attr = fn.partition(":")
         if not mod or not attr or not all(p.isidentifier() for p in mod.split(".") + attr.split(".")):
@@ -486,7 +572,7 @@ def _result_writer(top: Fields, base_dir: str | None) -> ResultWriterConfig | No
         raise f.error("Resource", f"must be {S3_PUT_OBJECT}, got {_show(resource)}")
     if dest is None:
         if params is None:
-            raise f.error(
+            raise f.missing(
                 "Destination",
                 "is required (a local directory or s3://bucket/prefix), or give Parameters: {Bucket, Prefix}",
             )
