@@ -332,3 +332,26 @@ def test_yaml_anchors_used_as_templates_still_work():
 
     data = load("base: &b {x: 1, y: [1, 2]}\none: {<<: *b, z: 3}\ntwo: *b\n")
     assert data["one"] == {"x": 1, "y": [1, 2], "z": 3} and data["two"] == {"x": 1, "y": [1, 2]}
+
+
+def test_execute_refuses_an_unsafe_state_name_as_the_default_label(tmp_path):
+    """Without a Label, a DISTRIBUTED Map's state name becomes its label: one with '..' is a
+    definition error asking for a Label (exit 2), not an execution that fails with ConfigError."""
+    definition = {
+        "StartAt": "a..b",
+        "States": {
+            "a..b": {
+                "Type": "Map",
+                "ItemsPath": "$.xs",
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "DISTRIBUTED"},
+                    "StartAt": "P",
+                    "States": {"P": {"Type": "Pass", "End": True}},
+                },
+                "End": True,
+            }
+        },
+    }
+    (tmp_path / "sm.asl.json").write_text(json.dumps(definition))
+    r = cli("execute", "sm.asl.json", "--input", '{"xs": [1]}', cwd=tmp_path)
+    assert r.returncode == 2 and "States.a..b.Label: is needed" in r.stderr and "Traceback" not in r.stderr

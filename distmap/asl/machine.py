@@ -634,6 +634,12 @@ class MapState(_Worker):
             from distmap.asl.distributed import check_distributed_fields
 
             check_distributed_fields(self, f)
+            if self.label is None and (problem := name_problem(self.name)):
+                raise f.error(
+                    "Label",
+                    "is needed: without it the state's name is the Map's label (it goes into the "
+                    f"MapRunArn and result keys), and a label {problem}",
+                )
 
     def resources(self) -> list[str]:
         return self.processor.resources()
