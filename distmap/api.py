@@ -12,6 +12,7 @@ from distmap.config.parse import load_job, parse_job
 from distmap.coordinator import Coordinator, ProgressHook
 from distmap.errors import ConfigError
 from distmap.executors import BACKENDS, make_executor
+from distmap.imports import load_hint
 from distmap.names import run_id_problem
 from distmap.processor import resolve_function
 from distmap.run_state import MapRunResult
@@ -44,7 +45,7 @@ def check_function(job: MapJob) -> None:
     except Exception as exc:
         raise ConfigError(
             "ItemProcessor.Function",
-            f"cannot load {fn!r}: {type(exc).__name__}: {exc} (it must be importable from the working directory)",
+            f"cannot load {fn!r}: {type(exc).__name__}: {exc}{load_hint(fn)}",
             source=job.source_file,
         ) from None
 

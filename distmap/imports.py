@@ -109,3 +109,16 @@ def function_modules(function: Any) -> list[str]:
     module = getattr(function, "__module__", None) if callable(function) else str(function).partition(":")[0]
     top = (module or "").split(".")[0]
     return [top] if top and top not in PROTECTED else []
+
+
+def load_hint(spec: Any) -> str:
+    """The advice to add when ``spec`` cannot be loaded: where its module may come from."""
+    if not isinstance(spec, str):
+        return ""
+    top = spec.partition(":")[0].split(".")[0]
+    if top in PROTECTED:
+        return (
+            f" ({top!r} is a standard-library or distmap module name, never loaded from the working "
+            "directory: rename your module)"
+        )
+    return " (its module must be in the working directory, or installed / on PYTHONPATH)"

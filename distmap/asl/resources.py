@@ -38,6 +38,7 @@ from typing import Any
 
 from distmap.config.parse import parse_document, read_document
 from distmap.errors import ConfigError
+from distmap.imports import load_hint
 
 SECTIONS = ("Resources", "Functions", "StateMachines", "Activities")
 MODES = ("boto3", "echo")
@@ -365,8 +366,7 @@ class Resources:
             except Exception as exc:
                 raise ConfigError(
                     where,
-                    f"cannot load {target!r}: {type(exc).__name__}: {exc} "
-                    "(it must be importable from the working directory)",
+                    f"cannot load {target!r}: {type(exc).__name__}: {exc}{load_hint(target)}",
                     source=self.source,
                 ) from None
 
