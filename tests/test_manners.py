@@ -352,3 +352,20 @@ def test_csv_to_sns_walkthrough_script_sets_everything_up_and_runs(tmp_path):
     assert "SNS alert received: 'Order processing failed'" in r.stdout
     assert "States.ExceedToleratedFailureThreshold" in r.stdout
     assert "Traceback" not in r.stderr
+
+
+def test_a_misspelt_required_section_is_reported_once():
+    """ItemReadr is reported as the missing ItemReader's look-alike, not a second time as an
+    unknown field; the other problems are still listed."""
+    import distmap
+
+    with pytest.raises(distmap.ConfigError) as info:
+        distmap.MapJob.from_dict(
+            {
+                "ItemReadr": {"Source": "x", "ReaderConfig": {"InputType": "JSONL"}},
+                "ItemProcessor": {"Function": "m:f"},
+                "MaxConcurency": 3,
+            }
+        )
+    assert [p.field for p in info.value.problems] == ["ItemReader", "MaxConcurency"]
+    assert "found 'ItemReadr': did you mean 'ItemReader'?" in info.value.problems[0].reason

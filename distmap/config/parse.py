@@ -50,6 +50,8 @@ class Fields:
             raise self.error("", f"must be an object, got {_type_name(data)}")
         self.data = data
         self.seen: set[str] = set()
+        self.pointed: set[str] = set()
+        """Unknown keys already reported as the look-alike of a missing field."""
 
     def error(self, key: str, reason: str) -> ConfigError:
         field = f"{self.path}.{key}" if self.path and key else (self.path or key)
@@ -77,13 +79,16 @@ class Fields:
         self.seen.add(key)
         unknown = [str(k) for k in self.data if k != key and k not in self.seen]
         hint = difflib.get_close_matches(key, unknown, n=1, cutoff=0.6)
-        return self.error(key, f"{reason}; found {hint[0]!r}: did you mean {key!r}?" if hint else reason)
+        if not hint:
+            return self.error(key, reason)
+        self.pointed.add(hint[0])  # reported here: not again as an unknown field
+        return self.error(key, f"{reason}; found {hint[0]!r}: did you mean {key!r}?")
 
     def finish(self) -> None:
         """Raise one error listing every unknown key, each with a "did you mean" hint."""
         errors = []
         for key in self.data:
-            if key not in self.seen:
+            if key not in self.seen and key not in self.pointed:
                 hint = difflib.get_close_matches(str(key), sorted(self.seen), n=1)
                 extra = (
                     f"; did you mean {hint[0]!r}?"
