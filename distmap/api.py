@@ -70,7 +70,10 @@ def run(
             ``RAY_ADDRESS``, else a new local cluster that is stopped when the run ends).
         overrides: ``["Field.Sub=value", ...]`` applied to a file or mapping before validation.
         run_id: the map run id (default: a new UUID); results go to ``<destination>/<run_id>/``.
-        progress: called about five times a second with running counts.
+        progress: called about five times a second with a dict of running counts: ``mapRunId``,
+            ``succeeded``, ``failed``, ``timedOut``, ``running`` (chunks), ``total`` (items, once
+            known), ``itemsRead``, ``bytesRead`` / ``totalBytes`` (the input's), ``maxItems``,
+            ``final``. ``distmap.progress.fraction_done`` turns it into a share done.
         mask_causes: mask credentials (AWS keys, ``secret=`` / ``password=`` / ``token=`` values,
             URL passwords, bearer tokens, presigned signatures) in the ``Cause`` of FAILED
             records, as in logs. On by default; ``False`` keeps causes verbatim.
