@@ -216,7 +216,7 @@ def test_abort_warning_gets_its_own_line_on_a_terminal(tmp_path):
     os.close(master)
     assert sent, raw
     screen = _screen(raw.decode(errors="replace").replace("\r\n", "\n"))
-    warning = [line for line in screen if "map_run.aborting" in line]
+    warning = [line for line in screen if "map_run.abort" in line]  # map_run.aborting
     assert warning, screen
     assert all("items/s" not in line and "[#" not in line and "[-" not in line for line in warning), warning
     assert proc.returncode == 130
