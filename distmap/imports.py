@@ -4,9 +4,9 @@ An item function is given as ``module:function``. Only the top-level module or p
 function may be loaded from the working directory (the directory ``distmap`` was started in);
 the working directory is never put on ``sys.path``. So a ``csv.py``, ``yaml.py`` or ``rich.py``
 lying there cannot shadow the standard library, distmap or its dependencies, which are imported
-lazily (a CSV job imports ``csv`` only when its first chunk is decoded). Standard-library names
-and ``distmap`` itself are never taken from the working directory, even when a function names
-them.
+lazily (a CSV job imports ``csv`` only when its first chunk is decoded). Standard-library names,
+``distmap`` and the packages it uses are never taken from the working directory, even when a
+function names them.
 
 The rule holds in every process that runs items: the coordinator, forked workers (they inherit
 the finder) and Ray actors, which get the driver's working directory in ``RunSpec.workdir`` and
@@ -24,8 +24,21 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
-#: Names never loaded from the working directory.
-PROTECTED = frozenset(sys.stdlib_module_names) | {"distmap", "__main__"}
+#: Names never loaded from the working directory: the standard library, distmap, and the
+#: packages distmap itself imports.
+PROTECTED = frozenset(sys.stdlib_module_names) | {
+    "__main__",
+    "distmap",
+    "boto3",
+    "botocore",
+    "orjson",
+    "ray",
+    "s3transfer",
+    "smart_open",
+    "structlog",
+    "tenacity",
+    "yaml",
+}
 
 
 class WorkdirFinder(importlib.abc.MetaPathFinder):
@@ -84,7 +97,7 @@ def allow(module: str, root: str | None = None) -> None:
     top = module.split(".")[0]
     if not top or top in PROTECTED:
         return
-    _finder().allowed.setdefault(top, root or workdir())
+    _finder().allowed[top] = root or workdir()
 
 
 def load_function(spec: str | Callable[..., Any]) -> Callable[..., Any]:
@@ -118,7 +131,7 @@ def load_hint(spec: Any) -> str:
     top = spec.partition(":")[0].split(".")[0]
     if top in PROTECTED:
         return (
-            f" ({top!r} is a standard-library or distmap module name, never loaded from the working "
-            "directory: rename your module)"
+            f" ({top!r} is the name of a standard-library module, of distmap or of a package it "
+            "uses, never loaded from the working directory: rename your module)"
         )
     return " (its module must be in the working directory, or installed / on PYTHONPATH)"

@@ -84,7 +84,7 @@ def test_function_named_like_a_stdlib_module_is_not_loaded_from_the_working_dire
     assert r.returncode == 2
     assert "ItemProcessor.Function" in r.stderr and "Traceback" not in r.stderr
     assert (
-        "'csv' is a standard-library or distmap module name" in r.stderr and "rename your module" in r.stderr
+        "'csv' is the name of a standard-library module" in r.stderr and "rename your module" in r.stderr
     )
     assert list(marks.iterdir()) == []
 
