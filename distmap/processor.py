@@ -42,6 +42,7 @@ from distmap.imports import load_function
 from distmap.readers.base import DecodeSpec, RawBlock, decode_block
 from distmap.records import RecordEncoder, RecordIdentity
 from distmap.retry import AttemptState, RetryPolicy
+from distmap.storage import redact
 
 _dumps = orjson.dumps
 
@@ -164,7 +165,7 @@ class BatchProcessor:
         self.encoder = RecordEncoder(
             spec.identity,
             job.result_writer.transformation if job.result_writer else "NONE",
-            mask_causes=spec.mask_causes,
+            mask_cause=redact if spec.mask_causes else None,
         )
         self.flatten = bool(job.result_writer and job.result_writer.transformation == "FLATTEN")
         self.sleep = sleep

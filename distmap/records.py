@@ -9,9 +9,9 @@ One record per child execution (one item, or one ItemBatcher batch)::
      "StartDate": "2026-11-25T10:00:00.000Z", "StateMachineArn": "...",
      "Status": "SUCCEEDED", "StopDate": "2026-11-25T10:00:00.004Z"}
 
-FAILED records carry ``Error`` and ``Cause`` instead of ``Output`` (the cause with credentials
-masked by ``distmap.storage.redact`` unless ``mask_causes`` is off); PENDING records (items never
-run) carry only the identity and the input. Records are built from pre-encoded byte pieces: the
+FAILED records carry ``Error`` and ``Cause`` instead of ``Output`` (the cause passed through
+``mask_cause``: the batch executor gives ``distmap.storage.redact``, which masks credentials,
+unless masking is off); PENDING records (items never run) carry only the identity and the input. Records are built from pre-encoded byte pieces: the
 encoder runs once per item on the worker, and the coordinator only concatenates bytes.
 """
 
@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-
-from distmap.storage import redact
 
 _dumps = orjson.dumps
 
@@ -93,9 +92,16 @@ class RecordIdentity:
 class RecordEncoder:
     """Encodes SUCCEEDED / FAILED / PENDING records for one map run."""
 
-    def __init__(self, ident: RecordIdentity, transformation: str = "NONE", *, mask_causes: bool = True) -> None:
+    def __init__(
+        self,
+        ident: RecordIdentity,
+        transformation: str = "NONE",
+        *,
+        mask_cause: Callable[[str], str] | None = None,
+    ) -> None:
         self.transformation = transformation
-        self.mask_causes = mask_causes
+        self.mask_cause = mask_cause
+        """Applied to the Cause of every FAILED record (credential masking), when given."""
         self.dates = date_formatter()
         self._arn = b'{"ExecutionArn":' + b'"' + ident.execution_arn_prefix.encode()
         self._name_prefix = ident.name_prefix.encode()
@@ -156,8 +162,8 @@ class RecordEncoder:
         self, index: int, input_json: bytes, error: str, cause: str, start: float, stop: float
     ) -> bytes:
         d = self.dates
-        if self.mask_causes:
-            cause = redact(cause)
+        if self.mask_cause is not None:
+            cause = self.mask_cause(cause)
         return b"".join((
             *self._head(index, input_json),
             self._fail_mid, quote(error), b',"Cause":', quote(cause), self._fail_tail,
