@@ -26,7 +26,8 @@ import orjson
 
 from distmap.asl import path_values
 from distmap.asl.resources import Resources
-from distmap.config.parse import Fields, parse_job
+from distmap.config.fields import Fields
+from distmap.config.parse import parse_job
 from distmap.dataflow.jsonpath import compile_query
 from distmap.dataflow.templates import compile_payload
 from distmap.errors import ConfigError, StatesError

@@ -33,7 +33,7 @@ from distmap.errors import ConfigError, StatesError
 
 if TYPE_CHECKING:
     from distmap.asl.machine import Run, StateMachine
-    from distmap.config.parse import Fields
+    from distmap.config.fields import Fields
 
 LAMBDA = "lambda"  # a bare Lambda function ARN
 LAMBDA_INVOKE = "lambda:invoke"

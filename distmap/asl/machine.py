@@ -23,7 +23,8 @@ from typing import Any
 
 from distmap.asl.choice import compile_choice_state, parse_timestamp
 from distmap.asl.resources import Resources
-from distmap.config.parse import Fields, parse_catchers, parse_retriers
+from distmap.config.fields import Fields
+from distmap.config.parse import parse_catchers, parse_retriers
 from distmap.dataflow.jsonpath import (
     PathSyntaxError,
     compile_query,

@@ -7,9 +7,7 @@ any item is read. Unknown fields are errors (with a "did you mean" hint): a typo
 
 from __future__ import annotations
 
-import difflib
 import json
-import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -19,6 +17,7 @@ from typing import Any
 import yaml
 
 from distmap.config import yamlsafe
+from distmap.config.fields import Fields, shown, type_name
 from distmap.config.model import (
     CatcherConfig,
     ItemBatcherConfig,
@@ -38,135 +37,6 @@ S3_PUT_OBJECT = "arn:aws:states:::s3:putObject"
 CSV_DELIMITERS = {"COMMA": ",", "PIPE": "|", "SEMICOLON": ";", "SPACE": " ", "TAB": "\t"}
 _MAX_ASL_INT = 99_999_999
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-_]{1,254}$")
-
-
-class Fields:
-    """Reads one mapping, tracking which keys were consumed, so leftovers become errors."""
-
-    def __init__(self, data: Any, path: str, source: str | None) -> None:
-        self.path = path
-        self.source = source
-        if not isinstance(data, Mapping):
-            raise self.error("", f"must be an object, got {_type_name(data)}")
-        self.data = data
-        self.seen: set[str] = set()
-        self.pointed: set[str] = set()
-        """Unknown keys already reported as the look-alike of a missing field."""
-
-    def error(self, key: str, reason: str) -> ConfigError:
-        field = f"{self.path}.{key}" if self.path and key else (self.path or key)
-        return ConfigError(field, reason, source=self.source)
-
-    def sub(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def get(self, key: str, default: Any = None) -> Any:
-        self.seen.add(key)
-        return self.data.get(key, default)
-
-    def has(self, key: str) -> bool:
-        return key in self.data
-
-    def require(self, key: str) -> Any:
-        self.seen.add(key)
-        if key not in self.data:
-            raise self.missing(key)
-        return self.data[key]
-
-    def missing(self, key: str, reason: str = "is required") -> ConfigError:
-        """The error for a required field that is absent, pointing at a look-alike key (a typo)
-        when the mapping has one."""
-        self.seen.add(key)
-        unknown = [str(k) for k in self.data if k != key and k not in self.seen]
-        hint = difflib.get_close_matches(key, unknown, n=1, cutoff=0.6)
-        if not hint:
-            return self.error(key, reason)
-        self.pointed.add(hint[0])  # reported here: not again as an unknown field
-        return self.error(key, f"{reason}; found {hint[0]!r}: did you mean {key!r}?")
-
-    def finish(self) -> None:
-        """Raise one error listing every unknown key, each with a "did you mean" hint."""
-        errors = []
-        for key in self.data:
-            if key not in self.seen and key not in self.pointed:
-                hint = difflib.get_close_matches(str(key), sorted(self.seen), n=1)
-                extra = (
-                    f"; did you mean {hint[0]!r}?"
-                    if hint
-                    else f"; known fields: {', '.join(sorted(self.seen))}"
-                )
-                errors.append(self.error(str(key), f"unknown field{extra}"))
-        if errors:
-            raise ConfigError.several(errors)
-
-    # typed getters -------------------------------------------------------------------------
-    def string(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
-        val = self.require(key) if required else self.get(key, default)
-        if val is None:
-            return None
-        if not isinstance(val, str) or not val:
-            raise self.error(key, f"must be a non-empty string, got {_show(val)}")
-        return val
-
-    def enum(self, key: str, choices: tuple[str, ...], default: str | None = None) -> str | None:
-        val = self.get(key, default)
-        if val is None:
-            return None
-        if val not in choices:
-            raise self.error(key, f"must be one of {', '.join(choices)}, got {_show(val)}")
-        return val
-
-    def integer(
-        self, key: str, default: int | None = None, *, minimum: int = 0, maximum: int | None = None
-    ) -> int | None:
-        val = self.get(key, default)
-        if val is None:
-            return None
-        if isinstance(val, str) and val.strip().lstrip("-").isdigit():
-            val = int(val)
-        if isinstance(val, bool) or not isinstance(val, int):
-            raise self.error(key, f"must be an integer, got {_show(val)}")
-        if val < minimum:
-            raise self.error(key, f"must be >= {minimum}, got {val}")
-        if maximum is not None and val > maximum:
-            raise self.error(key, f"must be <= {maximum}, got {val}")
-        return val
-
-    def number(
-        self,
-        key: str,
-        default: float | None = None,
-        *,
-        minimum: float = 0.0,
-        maximum: float | None = None,
-        exclusive_min: bool = False,
-    ) -> float | None:
-        val = self.get(key, default)
-        if val is None:
-            return None
-        if isinstance(val, str):
-            try:
-                val = float(val)
-            except ValueError:
-                raise self.error(key, f"must be a number, got {_show(val)}") from None
-        if isinstance(val, bool) or not isinstance(val, int | float) or not math.isfinite(val):
-            raise self.error(key, f"must be a number, got {_show(val)}")
-        if val < minimum or (exclusive_min and val == minimum):
-            raise self.error(key, f"must be {'>' if exclusive_min else '>='} {minimum}, got {val}")
-        if maximum is not None and val > maximum:
-            raise self.error(key, f"must be <= {maximum}, got {val}")
-        return float(val)
-
-
-def _type_name(val: Any) -> str:
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(val), type(val).__name__
-    )
-
-
-def _show(val: Any) -> str:
-    text = json.dumps(val, default=str)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,7 +149,9 @@ def apply_override(data: Any, item: str, *, source: str | None = None) -> None:
         if isinstance(part, int):
             if not isinstance(cur, list):
                 raise ConfigError(
-                    where, f"--set: {_step_text(parts[:depth])} is not a list ({_type_name(cur)})", source=source
+                    where,
+                    f"--set: {_step_text(parts[:depth])} is not a list ({type_name(cur)})",
+                    source=source,
                 )
             if part > len(cur):
                 raise ConfigError(
@@ -297,7 +169,7 @@ def apply_override(data: Any, item: str, *, source: str | None = None) -> None:
                 raise ConfigError(
                     where,
                     f"--set: cannot set a field inside {_step_text(parts[:depth])}: it is "
-                    f"{_type_name(cur)}, not an object",
+                    f"{type_name(cur)}, not an object",
                     source=source,
                 )
             if last or cur.get(part) is None:
@@ -330,7 +202,7 @@ def parse_job(
     top.get("Comment")
     state_type = top.get("Type")
     if state_type not in (None, "Map"):
-        found.errors.append(top.error("Type", f"must be Map, got {_show(state_type)}"))
+        found.errors.append(top.error("Type", f"must be Map, got {shown(state_type)}"))
     reader = found.attempt(lambda: _item_reader(top, base_dir))
     processor = found.attempt(lambda: _processor(top))
     selector = found.attempt(lambda: _item_selector(top))
@@ -368,7 +240,7 @@ def _item_selector(top: Fields) -> Any:
         selector = top.get("Parameters")  # legacy name of ItemSelector
     if selector is not None:
         if not isinstance(selector, Mapping):
-            raise top.error("ItemSelector", f"must be an object, got {_type_name(selector)}")
+            raise top.error("ItemSelector", f"must be an object, got {type_name(selector)}")
         try:
             compile_payload(selector, where="ItemSelector")
         except PathSyntaxError as exc:
@@ -407,7 +279,7 @@ def _item_reader(top: Fields, base_dir: str | None) -> ItemReaderConfig:
     if resource is not None and resource != S3_GET_OBJECT:
         raise f.error(
             "Resource",
-            f"must be {S3_GET_OBJECT} (S3 listings and manifests are not supported yet), got {_show(resource)}",
+            f"must be {S3_GET_OBJECT} (S3 listings and manifests are not supported yet), got {shown(resource)}",
         )
     if source is None:
         if params is None:
@@ -475,7 +347,7 @@ def _item_batcher(top: Fields) -> ItemBatcherConfig | None:
     if not n and not b:
         raise top.error("ItemBatcher", "needs MaxItemsPerBatch and/or MaxInputBytesPerBatch greater than 0")
     if batch_input is not None and not isinstance(batch_input, Mapping):
-        raise f.error("BatchInput", f"must be an object, got {_type_name(batch_input)}")
+        raise f.error("BatchInput", f"must be an object, got {type_name(batch_input)}")
     return ItemBatcherConfig(
         max_items_per_batch=n or 0, max_input_bytes_per_batch=b or 0, batch_input=batch_input
     )
@@ -502,9 +374,9 @@ def _processor(top: Fields) -> ProcessorConfig:
     if isinstance(fn, str):
         mod, _, attr = fn.partition(":")
         if not mod or not attr or not all(p.isidentifier() for p in mod.split(".") + attr.split(".")):
-            raise f.error("Function", f"must look like package.module:function, got {_show(fn)}")
+            raise f.error("Function", f"must look like package.module:function, got {shown(fn)}")
     elif not callable(fn):
-        raise f.error("Function", f"must be module:function or a callable, got {_show(fn)}")
+        raise f.error("Function", f"must be module:function or a callable, got {shown(fn)}")
     timeout = f.number("TimeoutSeconds", None, minimum=0.0, maximum=float(_MAX_ASL_INT), exclusive_min=True)
     retriers = parse_retriers(f)
     catchers = parse_catchers(f, allow_next=True)
@@ -516,7 +388,7 @@ def parse_retriers(f: Fields) -> tuple[RetrierConfig, ...]:
     """The ``Retry`` list of a state (or of ItemProcessor), validated as ASL."""
     retry_raw = f.get("Retry", [])
     if not isinstance(retry_raw, list):
-        raise f.error("Retry", f"must be a list of retriers, got {_type_name(retry_raw)}")
+        raise f.error("Retry", f"must be a list of retriers, got {type_name(retry_raw)}")
     retriers = []
     for i, r in enumerate(retry_raw):
         rf = Fields(r, f.sub(f"Retry[{i}]"), f.source)
@@ -544,7 +416,7 @@ def parse_catchers(f: Fields, *, allow_next: bool) -> tuple[CatcherConfig, ...]:
     """The ``Catch`` list; with ``allow_next`` each catcher's ``Next`` is accepted (and kept)."""
     catch_raw = f.get("Catch", [])
     if not isinstance(catch_raw, list):
-        raise f.error("Catch", f"must be a list of catchers, got {_type_name(catch_raw)}")
+        raise f.error("Catch", f"must be a list of catchers, got {type_name(catch_raw)}")
     catchers = []
     for i, c in enumerate(catch_raw):
         cf = Fields(c, f.sub(f"Catch[{i}]"), f.source)
@@ -574,7 +446,7 @@ def _result_writer(top: Fields, base_dir: str | None) -> ResultWriterConfig | No
     max_bytes = f.integer("MaxFileBytes", 5 * 1024**3, minimum=1024)
     f.finish()
     if resource is not None and resource != S3_PUT_OBJECT:
-        raise f.error("Resource", f"must be {S3_PUT_OBJECT}, got {_show(resource)}")
+        raise f.error("Resource", f"must be {S3_PUT_OBJECT}, got {shown(resource)}")
     if dest is None:
         if params is None:
             raise f.missing(
@@ -586,7 +458,7 @@ def _result_writer(top: Fields, base_dir: str | None) -> ResultWriterConfig | No
         prefix = pf.get("Prefix", "")
         pf.finish()
         if not isinstance(prefix, str):
-            raise pf.error("Prefix", f"must be a string, got {_show(prefix)}")
+            raise pf.error("Prefix", f"must be a string, got {shown(prefix)}")
         dest = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
     elif params is not None:
         raise f.error("Parameters", "give either Destination or Parameters, not both")
@@ -614,6 +486,6 @@ def _check_destination(f: Fields, dest: str) -> None:
                 "must be s3://<bucket>[/prefix] with a valid bucket name (no credentials in the URI)",
             )
         if prefix.startswith("/") or any(seg == ".." for seg in prefix.split("/")):
-            raise f.error("Destination", f"prefix must not be absolute or contain '..', got {_show(prefix)}")
+            raise f.error("Destination", f"prefix must not be absolute or contain '..', got {shown(prefix)}")
     elif "://" in dest:
-        raise f.error("Destination", f"must be a local directory or s3://bucket/prefix, got {_show(dest)}")
+        raise f.error("Destination", f"must be a local directory or s3://bucket/prefix, got {shown(dest)}")
