@@ -14,6 +14,7 @@ from distmap.errors import ConfigError
 from distmap.executors import BACKENDS, make_executor
 from distmap.processor import resolve_function
 from distmap.run_state import MapRunResult
+from distmap.stops import StopRequests
 
 
 def _as_job(job: MapJob | Mapping[str, Any] | str | os.PathLike[str], overrides: list[str] | None) -> MapJob:
@@ -56,6 +57,7 @@ def run(
     run_id: str | None = None,
     progress: ProgressHook | None = None,
     handle_signals: bool = True,
+    stops: StopRequests | None = None,
     **executor_options: Any,
 ) -> MapRunResult:
     """Run a Distributed Map job and return its result.
@@ -68,6 +70,10 @@ def run(
         overrides: ``["Field.Sub=value", ...]`` applied to a file or mapping before validation.
         run_id: the map run id (default: a new UUID); results go to ``<destination>/<run_id>/``.
         progress: called about five times a second with running counts.
+        handle_signals: stop on SIGINT / SIGTERM (main thread only): the first stops gracefully
+            (status ABORTED, manifest written), the second at once (no manifest).
+        stops: a ``distmap.stops.StopRequests`` already installed by the caller (the CLI installs
+            one before loading the job); ``stops.request()`` from another thread stops the run.
         executor_options: passed to the backend's executor: ``workers``, ``per_worker_window``
             (local); ``address``, ``num_cpus``, ``ship``, ``runtime_env``, ``dashboard``,
             ``startup_timeout``, ``init_options`` (ray; see ``RayExecutor``).
@@ -88,4 +94,7 @@ def run(
     if backend not in BACKENDS:
         raise ConfigError("backend", f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
     executor = make_executor(backend, **executor_options)
-    return Coordinator(mj, executor, run_id=run_id, progress=progress, handle_signals=handle_signals).run()
+    coordinator = Coordinator(
+        mj, executor, run_id=run_id, progress=progress, handle_signals=handle_signals, stops=stops
+    )
+    return coordinator.run()

@@ -21,9 +21,11 @@ when something is unmapped, 2 when the definition or the resources file is inval
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 
 import structlog
 
@@ -32,6 +34,7 @@ from distmap.errors import BackendUnavailable, ConfigError, StatesError
 from distmap.executors import BACKENDS
 from distmap.logs import configure_logging
 from distmap.progress import LogProgress, TerminalProgress
+from distmap.stops import StopRequests
 from distmap.storage import redact
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ABORTED = 0, 1, 2, 130
@@ -90,9 +93,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.command == "run":
-        return _run(args)
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "run":
+            return _run(args)
+        return _other(args)
+    except KeyboardInterrupt:  # Ctrl-C before distmap's own handlers were in place
+        print("distmap: interrupted", file=sys.stderr)
+        return EXIT_ABORTED
+
+
+def _other(args: argparse.Namespace) -> int:
     if args.command == "execute":
         return _execute(args)
     if args.command == "validate":
@@ -101,6 +112,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # Signals only set state from here on (see distmap/stops.py): a Ctrl-C while the job loads is
+    # acted on as soon as the run starts, and one after the run has ended changes nothing.
+    stops = StopRequests()
+    stops.install()
+    with reserved_stdout():
+        code, summary = _run_job(args, stops)
+    if summary is not None:
+        print(summary, flush=True)
+    return code
+
+
+def _run_job(args: argparse.Namespace, stops: StopRequests) -> tuple[int, str | None]:
+    """Run the job with stdout pointing at stderr; return the exit code and the summary to print."""
     from distmap.api import run
 
     tty = sys.stderr.isatty()
@@ -119,7 +143,7 @@ def _run(args: argparse.Namespace) -> int:
         options = {"address": args.address, "num_cpus": args.num_cpus, "dashboard": args.dashboard}
     elif args.address or args.num_cpus or args.dashboard:
         print("distmap: --address, --num-cpus and --dashboard need --backend ray", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_USAGE, None
     try:
         result = run(
             args.config,
@@ -127,23 +151,41 @@ def _run(args: argparse.Namespace) -> int:
             overrides=args.overrides,
             run_id=args.run_id,
             progress=progress,
+            stops=stops,
             **options,
         )
     except ConfigError as exc:
         print(f"distmap: invalid job: {redact(str(exc))}", file=sys.stderr)
         log.error("map_run.invalid_config", field=exc.field, reason=exc.reason) if json_logs else None
-        return EXIT_USAGE
+        return EXIT_USAGE, None
     except BackendUnavailable as exc:
         print(f"distmap: backend {args.backend} unavailable: {redact(str(exc))}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_USAGE, None
     except StatesError as exc:  # source or destination unusable: nothing ran
         print(f"distmap: {exc.error}: {redact(exc.cause)}", file=sys.stderr)
-        return EXIT_USAGE
-    print(json.dumps(result.to_dict(), indent=2))
+        return EXIT_USAGE, None
+    summary = json.dumps(result.to_dict(), indent=2)
     if result.status == "SUCCEEDED":
-        return EXIT_OK
+        return EXIT_OK, summary
     print(f"distmap: map run {result.status}: {result.error}: {result.cause}", file=sys.stderr)
-    return EXIT_ABORTED if result.status == "ABORTED" else EXIT_FAILED
+    return (EXIT_ABORTED if result.status == "ABORTED" else EXIT_FAILED), summary
+
+
+@contextlib.contextmanager
+def reserved_stdout() -> Iterator[None]:
+    """Keep stdout for the summary alone: while the job runs, file descriptor 1 points at stderr,
+    so nothing else (Ray's ``(raylet)`` lines, prints from item functions in forked workers,
+    libraries) can land in front of the JSON."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _execute(args: argparse.Namespace) -> int:
