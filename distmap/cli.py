@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
 from collections.abc import Iterator
 
@@ -34,7 +35,7 @@ from distmap.errors import BackendUnavailable, ConfigError, StatesError
 from distmap.executors import BACKENDS
 from distmap.logs import configure_logging
 from distmap.progress import LogProgress, TerminalProgress
-from distmap.stops import StopRequests
+from distmap.stops import STOP_SIGNALS, StopRequests
 from distmap.storage import redact
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ABORTED = 0, 1, 2, 130
@@ -116,10 +117,16 @@ def _run(args: argparse.Namespace) -> int:
     # acted on as soon as the run starts, and one after the run has ended changes nothing.
     stops = StopRequests()
     stops.install()
-    with reserved_stdout():
-        code, summary = _run_job(args, stops)
-    if summary is not None:
-        print(summary, flush=True)
+    try:
+        with reserved_stdout():
+            code, summary = _run_job(args, stops)
+        if summary is not None:
+            print(summary, flush=True)
+    finally:
+        # the run is over: a late signal must not kill the interpreter while it exits (Python puts
+        # back the default handlers of Python-level ones when it finalizes, but leaves SIG_IGN)
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
     return code
 
 
