@@ -186,10 +186,13 @@ def reserved_stdout() -> Iterator[None]:
     sys.stdout.flush()
     saved = os.dup(1)
     os.dup2(2, 1)
+    stdout, sys.stdout = sys.stdout, sys.stderr  # one stream object: lines do not interleave
     try:
         yield
     finally:
+        sys.stdout = stdout
         with contextlib.suppress(Exception):
+            sys.stderr.flush()
             sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)

@@ -76,8 +76,12 @@ def kill_tree(pid: int) -> None:
             os.kill(p, 9)
 
 
-def start(args: list[str], cwd: Path, env: dict[str, str] | None = None, **popen: Any) -> Run:
+def start(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None, unset: tuple[str, ...] = (), **popen: Any
+) -> Run:
     e = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{TESTS}", **(env or {})}
+    for key in unset:
+        e.pop(key, None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "distmap", "run", *args],
         cwd=cwd,
