@@ -95,6 +95,7 @@ class _LocalStore:
         self.root = Path(root).resolve()
         self.bucket = str(self.root)
         self.run_prefix = run_id
+        self._created: list[Path] = []
 
     def key(self, name: str) -> str:
         return f"{self.run_prefix}/{name}"
@@ -114,7 +115,9 @@ class _LocalStore:
 
     def check(self) -> None:
         run_dir = self._path(self.run_prefix)
+        missing = [p for p in (run_dir, *run_dir.parents) if not p.exists()]  # deepest first
         run_dir.mkdir(parents=True, exist_ok=True)
+        self._created = missing  # removed again if the run writes nothing
         if not os.access(run_dir, os.W_OK):
             raise PermissionError(13, "Permission denied", str(run_dir))
 
@@ -135,8 +138,9 @@ class _LocalStore:
             raise
 
     def remove_empty_run(self) -> None:
-        with contextlib.suppress(OSError):
-            self._path(self.run_prefix).rmdir()  # only if empty
+        for path in self._created:
+            with contextlib.suppress(OSError):
+                path.rmdir()  # only if empty
 
     def uri(self, key: str) -> str:
         return str(self.root / key)
