@@ -2,7 +2,7 @@
 (PUT / POST: PutObject, CreateMultipartUpload, UploadPart, CompleteMultipartUpload) through and
 then fails every later write for good with ``500 InternalError``, as a bucket whose writes keep
 failing would. Reads and deletes (GET, HEAD, DELETE, so also AbortMultipartUpload) still pass, so
-a client can clean up after itself.
+a client can clean up after itself, unless ``fail_deletes`` makes DELETE fail too (an outage).
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ FAILURE = (
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, allow_writes: int) -> None:
+    def __init__(self, upstream: str, allow_writes: int, *, fail_deletes: bool = False) -> None:
         self.upstream = urlsplit(upstream)
         self.allow_writes = allow_writes
+        self.fail_deletes = fail_deletes  # a total outage: nothing can be cleaned up either
         self.writes = 0
         self.failed: list[str] = []
         self.lock = threading.Lock()
@@ -49,7 +50,7 @@ class FaultProxy:
 
             def _handle(self) -> None:
                 body = self._body()
-                if self.command in ("PUT", "POST"):
+                if self.command in ("PUT", "POST") or (proxy.fail_deletes and self.command == "DELETE"):
                     with proxy.lock:
                         proxy.writes += 1
                         fail = proxy.writes > proxy.allow_writes

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog.testing
 from faults import check_run_dir, record_ids, start, write_job
 from s3_fault_proxy import FaultProxy
 
@@ -143,3 +144,31 @@ def test_s3_failing_for_good_leaves_no_unfinished_upload_and_counts_what_is_stor
     _check_counts(res.to_dict(), len(stored), n)
     if allow_writes >= 4:  # the first file was completed before the failure
         assert stored
+
+
+@pytest.mark.s3
+def test_s3_outage_that_refuses_the_abort_too_names_the_upload_left_behind(
+    s3: Any, s3_bucket: str, s3_server: str, monkeypatch
+) -> None:
+    """When S3 refuses even AbortMultipartUpload, the run still ends FAILED with the right cause,
+    and a `result_writer.upload_not_aborted` warning names the object and the upload id left."""
+    n = 12000
+    s3.put_object(Bucket=s3_bucket, Key="in.jsonl", Body="".join(json.dumps(r) + "\n" for r in _rows(n, 900)))
+    proxy = FaultProxy(s3_server, 2, fail_deletes=True)
+    with proxy.running(), structlog.testing.capture_logs() as logs:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+        s3_client.cache_clear()
+        try:
+            res = distmap.run(_s3_job(s3_bucket, n), run_id="outage", handle_signals=False)
+        finally:
+            s3_client.cache_clear()
+    assert res.status == "FAILED" and res.error == "States.ResultWriterFailed"
+    assert f"cannot write s3://{s3_bucket}/out/outage/SUCCEEDED_0.json" in (res.cause or "")
+    left = s3.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", [])
+    warned = [e for e in logs if e["event"] == "result_writer.upload_not_aborted"]
+    assert warned and warned[0]["map_run_id"] == "outage"
+    assert {u["UploadId"] for u in left} == {e["upload_id"] for e in warned}
+    assert warned[0]["uri"] == f"s3://{s3_bucket}/out/outage/SUCCEEDED_0.json"
+    for u in left:  # clean up behind the outage
+        s3.abort_multipart_upload(Bucket=s3_bucket, Key=u["Key"], UploadId=u["UploadId"])

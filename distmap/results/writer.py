@@ -77,17 +77,9 @@ class _S3File:
         self.fh.close()
 
     def discard(self) -> None:
-        upload_id = getattr(self.fh, "_upload_id", None)
-        try:
-            self.fh.terminate()  # aborts the multipart upload: no unfinished upload stays behind
-        except Exception as exc:
-            log.warning(
-                "result_writer.upload_not_aborted",
-                uri=f"s3://{self.bucket}/{self.key}",
-                upload_id=upload_id,
-                cause=describe_os_error(exc),
-                hint="abort it with `aws s3api abort-multipart-upload`, or let a lifecycle rule do it",
-            )
+        """Abort the multipart upload, so no unfinished upload stays behind (raises if S3 refuses)."""
+        self.upload_id = getattr(self.fh, "_upload_id", None)
+        self.fh.terminate()
 
 
 class _LocalStore:
@@ -204,6 +196,7 @@ class ResultWriter:
         self._stored = 0  # SUCCEEDED / FAILED records in closed (complete) files
         self._key: str | None = None  # the file being written, for error messages
         self.run_id = run_id
+        self.log = log.bind(map_run_id=run_id)
         self.closed = False
 
     @property
@@ -297,8 +290,20 @@ class ResultWriter:
         key = self._key or self.store.key(f"{status}_{self._next[status]}.{self.ext}")
         cur = self._open.pop(status, None)
         if cur is not None:
-            cur.fh.discard()
+            self._discard(cur)
         return self._fail(f"cannot write {self.store.uri(key)}", exc)
+
+    def _discard(self, cur: _OpenFile) -> None:
+        try:
+            cur.fh.discard()
+        except Exception as exc:
+            self.log.warning(
+                "result_writer.upload_not_aborted",
+                uri=self.store.uri(cur.key),
+                upload_id=getattr(cur.fh, "upload_id", None),
+                cause=describe_os_error(exc),
+                hint="abort it with `aws s3api abort-multipart-upload`, or let a lifecycle rule do it",
+            )
 
     def _append(self, status: str, data: memoryview, records: int) -> None:
         cur = self._open.get(status)
@@ -363,7 +368,7 @@ class ResultWriter:
         """Write no manifest: remove the files still open (unfinished part files, unfinished
         multipart uploads). Complete files stay; ``results_written`` counts their records."""
         for status in list(self._open):
-            self._open.pop(status).fh.discard()
+            self._discard(self._open.pop(status))
         if not any(self._done.values()):
             self.store.remove_empty_run()
         self.closed = True
