@@ -79,7 +79,13 @@ class _S3File:
     def discard(self) -> None:
         """Abort the multipart upload, so no unfinished upload stays behind (raises if S3 refuses)."""
         self.upload_id = getattr(self.fh, "_upload_id", None)
-        self.fh.terminate()
+        try:
+            self.fh.terminate()
+        finally:
+            # io.IOBase.__del__ calls close(), which would complete the upload with the partial data
+            # once S3 answers again: a truncated file that looks valid. Disarm it whatever happened.
+            with contextlib.suppress(AttributeError):
+                self.fh._upload_id = None
 
 
 class _LocalStore:
