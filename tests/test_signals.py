@@ -124,10 +124,11 @@ def test_sigterm_to_one_worker_is_a_worker_crash_and_the_run_completes(tmp_path)
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_two_quick_ctrl_c_stop_at_once_without_a_manifest(tmp_path):
-    """Ctrl-C twice (0-5 ms apart) means "stop now": exit 130, status ABORTED, no manifest, no
+def test_two_quick_stop_signals_stop_at_once_without_a_manifest(tmp_path):
+    """Two stop signals 0-5 ms apart mean "stop now": exit 130, status ABORTED, no manifest, no
     unfinished file, and the summary's resultsWritten counts exactly the records left in complete
-    files (the first Ctrl-C alone would have written PENDING files and the manifest)."""
+    files (the first signal alone would have written PENDING files and the manifest). SIGINT then
+    SIGTERM: two identical signals that close together may reach Python as one (see README)."""
     rng = random.Random(3)
     for trial in range(3):
         d = tmp_path / f"q{trial}"
@@ -137,10 +138,10 @@ def test_two_quick_ctrl_c_stop_at_once_without_a_manifest(tmp_path):
         time.sleep(rng.uniform(0.2, 1.0))
         run.proc.send_signal(signal.SIGINT)
         time.sleep(rng.uniform(0.0, 0.005))
-        run.proc.send_signal(signal.SIGINT)
+        run.proc.send_signal(signal.SIGTERM)
         code, out, err = run.finish(EXIT_WITHIN)
         state = _check_stopped(d, code, out, err, f"quick trial {trial}")
         assert not state["manifest"], err[-2000:]
         summary = json.loads(out)
-        assert "stopped at once by a second SIGINT" in summary["cause"]
+        assert "stopped at once by a second SIG" in summary["cause"]
         assert "map_run.stopping_now" in err
