@@ -16,6 +16,7 @@ from distmap.imports import load_hint
 from distmap.names import run_id_problem
 from distmap.processor import resolve_function
 from distmap.run_state import MapRunResult
+from distmap.stops import StopRequests
 
 
 def _as_job(job: MapJob | Mapping[str, Any] | str | os.PathLike[str], overrides: list[str] | None) -> MapJob:
@@ -59,6 +60,7 @@ def run(
     progress: ProgressHook | None = None,
     handle_signals: bool = True,
     mask_causes: bool = True,
+    stops: StopRequests | None = None,
     **executor_options: Any,
 ) -> MapRunResult:
     """Run a Distributed Map job and return its result.
@@ -74,9 +76,13 @@ def run(
             ``succeeded``, ``failed``, ``timedOut``, ``running`` (chunks), ``total`` (items, once
             known), ``itemsRead``, ``bytesRead`` / ``totalBytes`` (the input's), ``maxItems``,
             ``final``. ``distmap.progress.fraction_done`` turns it into a share done.
+        handle_signals: stop on SIGINT / SIGTERM (main thread only): the first stops gracefully
+            (status ABORTED, manifest written), the second at once (no manifest).
         mask_causes: mask credentials (AWS keys, ``secret=`` / ``password=`` / ``token=`` values,
             URL passwords, bearer tokens, presigned signatures) in the ``Cause`` of FAILED
             records, as in logs. On by default; ``False`` keeps causes verbatim.
+        stops: a ``distmap.stops.StopRequests`` already installed by the caller (the CLI installs
+            one before loading the job); ``stops.request()`` from another thread stops the run.
         executor_options: passed to the backend's executor: ``workers``, ``per_worker_window``
             (local); ``address``, ``num_cpus``, ``ship``, ``runtime_env``, ``dashboard``,
             ``startup_timeout``, ``init_options`` (ray; see ``RayExecutor``).
@@ -104,4 +110,5 @@ def run(
         progress=progress,
         handle_signals=handle_signals,
         mask_causes=mask_causes,
+        stops=stops,
     ).run()

@@ -21,8 +21,12 @@ when something is unmapped, 2 when the definition or the resources file is inval
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import signal
 import sys
+from collections.abc import Iterator
 
 from distmap import __version__
 from distmap.errors import BackendUnavailable, ConfigError, StatesError
@@ -30,6 +34,7 @@ from distmap.executors import BACKENDS
 from distmap.logs import configure_logging, get_logger
 from distmap.names import run_id_problem
 from distmap.progress import LogProgress, TerminalProgress
+from distmap.stops import STOP_SIGNALS, StopRequests
 from distmap.storage import redact
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ABORTED = 0, 1, 2, 130
@@ -93,9 +98,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.command == "run":
-        return _run(args)
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "run":
+            return _run(args)
+        return _other(args)
+    except KeyboardInterrupt:  # Ctrl-C before distmap's own handlers were in place
+        print("distmap: interrupted", file=sys.stderr)
+        return EXIT_ABORTED
+
+
+def _other(args: argparse.Namespace) -> int:
     if args.command == "execute":
         return _execute(args)
     if args.command == "validate":
@@ -104,6 +117,25 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # Signals only set state from here on (see distmap/stops.py): a Ctrl-C while the job loads is
+    # acted on as soon as the run starts, and one after the run has ended changes nothing.
+    stops = StopRequests()
+    stops.install()
+    try:
+        with reserved_stdout():
+            code, summary = _run_job(args, stops)
+        if summary is not None:
+            print(summary, flush=True)
+    finally:
+        # the run is over: a late signal must not kill the interpreter while it exits (Python puts
+        # back the default handlers of Python-level ones when it finalizes, but leaves SIG_IGN)
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+    return code
+
+
+def _run_job(args: argparse.Namespace, stops: StopRequests) -> tuple[int, str | None]:
+    """Run the job with stdout pointing at stderr; return the exit code and the summary to print."""
     from distmap.api import run
 
     tty = sys.stderr.isatty()
@@ -123,10 +155,10 @@ def _run(args: argparse.Namespace) -> int:
         options = {"address": args.address, "num_cpus": args.num_cpus, "dashboard": args.dashboard}
     elif args.address or args.num_cpus or args.dashboard:
         print("distmap: --address, --num-cpus and --dashboard need --backend ray", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_USAGE, None
     if args.run_id is not None and (problem := run_id_problem(args.run_id)):
         print(f"distmap: --run-id {problem}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_USAGE, None
     try:
         result = run(
             args.config,
@@ -135,6 +167,7 @@ def _run(args: argparse.Namespace) -> int:
             run_id=args.run_id,
             progress=progress,
             mask_causes=not args.no_mask_causes,
+            stops=stops,
             **options,
         )
     except ConfigError as exc:
@@ -142,18 +175,38 @@ def _run(args: argparse.Namespace) -> int:
         if json_logs:
             problems = [f"{p.field}: {p.reason}" if p.field else p.reason for p in exc.problems or [exc]]
             log.error("map_run.invalid_config", field=exc.field, reason=exc.reason, problems=problems)
-        return EXIT_USAGE
+        return EXIT_USAGE, None
     except BackendUnavailable as exc:
         print(f"distmap: backend {args.backend} unavailable: {redact(str(exc))}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_USAGE, None
     except StatesError as exc:  # source or destination unusable: nothing ran
         print(f"distmap: {exc.error}: {redact(exc.cause)}", file=sys.stderr)
-        return EXIT_USAGE
-    print(json.dumps(result.to_dict(), indent=2))
+        return EXIT_USAGE, None
+    summary = json.dumps(result.to_dict(), indent=2)
     if result.status == "SUCCEEDED":
-        return EXIT_OK
+        return EXIT_OK, summary
     print(f"distmap: map run {result.status}: {result.error}: {result.cause}", file=sys.stderr)
-    return EXIT_ABORTED if result.status == "ABORTED" else EXIT_FAILED
+    return (EXIT_ABORTED if result.status == "ABORTED" else EXIT_FAILED), summary
+
+
+@contextlib.contextmanager
+def reserved_stdout() -> Iterator[None]:
+    """Keep stdout for the summary alone: while the job runs, file descriptor 1 points at stderr,
+    so nothing else (Ray's ``(raylet)`` lines, prints from item functions in forked workers,
+    libraries) can land in front of the JSON."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    stdout, sys.stdout = sys.stdout, sys.stderr  # one stream object: lines do not interleave
+    try:
+        yield
+    finally:
+        sys.stdout = stdout
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+            sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _execute(args: argparse.Namespace) -> int:

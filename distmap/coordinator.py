@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import signal
-import threading
 import time
 import uuid
 from collections import deque
@@ -29,6 +27,7 @@ from distmap.readers.base import BlockReader, DecodeSpec, open_reader, split_blo
 from distmap.records import RecordIdentity, iso_now, region_account
 from distmap.results.writer import ResultWriter
 from distmap.run_state import ItemCounts, MapRunResult
+from distmap.stops import StopNow, StopRequests
 from distmap.storage import redact, size_of
 from distmap.tolerance import describe_threshold, exceeds_threshold
 
@@ -162,6 +161,7 @@ class Coordinator:
         handle_signals: bool = True,
         max_chunk_items: int = MAX_CHUNK_ITEMS,
         mask_causes: bool = True,
+        stops: StopRequests | None = None,
     ) -> None:
         self.job = job
         self.mask_causes = mask_causes
@@ -174,7 +174,7 @@ class Coordinator:
         self.max_chunk_items = max_chunk_items
         self.log = log.bind(map_run_id=self.run_id)
         self.counts = ItemCounts()
-        self._abort = threading.Event()
+        self.stops = stops or StopRequests()
         self._requeue: deque[Chunk] = deque()
         self._reader_done = False
         self._chunks_done = 0
@@ -188,10 +188,12 @@ class Coordinator:
         self._unread = 0
         """Items counted by the splitter that a worker could not read (malformed data): not items."""
         self._read_stop: _Stop | None = None
+        self._writer_broken = False
 
-    def request_abort(self) -> None:
-        """Stop the run: no new chunks, running ones are cut short, unrun items become PENDING."""
-        self._abort.set()
+    def request_abort(self, *, now: bool = False) -> None:
+        """Stop the run: no new chunks, running ones are cut short, unrun items become PENDING.
+        A second request (or ``now``) stops at once without writing the manifest."""
+        self.stops.request(now=now)
 
     # ------------------------------------------------------------------ setup
     def _spec(self, reader: BlockReader, writer: ResultWriter | None, lanes: int) -> RunSpec:
@@ -224,29 +226,39 @@ class Coordinator:
     # ------------------------------------------------------------------ run
     def run(self) -> MapRunResult:
         """Run the map run to its end and return the result (see ``distmap.run``)."""
+        # from the start: a signal during set-up must not kill the run half-way
+        installed = self.handle_signals and self.stops.install()
         try:
-            return self._run()
+            try:
+                return self._run()
+            finally:
+                self.executor.close()
         finally:
-            self.executor.close()
+            if installed:
+                self.stops.restore()
 
     def _run(self) -> MapRunResult:
         job = self.job
         tune_allocator()  # before workers fork, so they inherit it
         started = iso_now()
         reader = open_reader(job.item_reader)  # raises ItemReaderFailed before any work
-        t_connect = time.perf_counter()
+        writer: ResultWriter | None = None
         try:
+            if job.result_writer is not None:
+                writer = ResultWriter(job.result_writer, self.run_id, self.map_run_arn)
+                writer.open()  # raises ResultWriterFailed (also for an existing run) before any work
+            t_connect = time.perf_counter()
             workers = self.executor.connect(job)
         except BaseException:
             reader.close()
+            if writer is not None:
+                writer.abort()
             raise
+        if self.handle_signals:
+            self.stops.install()  # again: ray.init installs a SIGTERM handler of its own
         t0 = time.perf_counter()
         self._backend_seconds = t0 - t_connect
         lanes = plan_lanes(job.max_concurrency, self.cores or workers)
-        writer: ResultWriter | None = None
-        if job.result_writer is not None:
-            writer = ResultWriter(job.result_writer, self.run_id, self.map_run_arn)
-            writer.open()
         spec = self._spec(reader, writer, max(lanes))
         local = BatchProcessor(spec)  # coordinator-side: PENDING records and crash records
         self.log.info(
@@ -268,27 +280,29 @@ class Coordinator:
         counter = None
         if job.tolerated_failure_percentage not in (None, 100.0):
             counter = _Counter(job)
-        previous = self._install_signals()
-        self.executor.start(spec, lanes)
         stop: _Stop | None = None
         try:
+            self.executor.start(spec, lanes)
             stop = self._loop(reader, writer, local, lanes, counter)
+        except StopNow:
+            return self._stop_now(reader, writer, started, t0)
         except WorkerInitError as exc:
             stop = _Stop("worker", "States.Runtime", f"a worker could not start: {exc}")
-        except KeyboardInterrupt:
-            stop = _Stop("abort", "States.Aborted", "interrupted")
         except ResultWriterFailed as exc:
-            stop = _Stop("writer", exc.error, exc.cause)
+            stop = self._writer_stop(exc)
         except BaseException:
             self.executor.shutdown(abort=True)
             if writer is not None:
                 writer.abort()
+            reader.close()
             raise
         finally:
-            self._restore_signals(previous)
             if counter is not None and counter.reader is not None:
                 counter.reader.close()
-        return self._finish(stop, reader, writer, local, started, t0)
+        try:
+            return self._finish(stop, reader, writer, local, started, t0)
+        except StopNow:
+            return self._stop_now(reader, writer, started, t0)
 
     def _loop(
         self,
@@ -316,9 +330,12 @@ class Coordinator:
             return None
 
         while True:
-            if self._abort.is_set() and stop is None:
-                stop = _Stop("abort", "States.Aborted", "the run was stopped by the user")
+            if self._check_stop():
+                # also cuts short a run that was only waiting for its last chunks (threshold, reader)
+                stop = stop or _Stop("abort", "States.Aborted", self._abort_cause())
                 break
+            if stop is not None and stop.kind == "writer":
+                break  # nothing more can be written: in-flight chunks become PENDING
             # fill the window
             while stop is None and len(ex.outstanding()) < ex.capacity:
                 if self._requeue:
@@ -351,7 +368,10 @@ class Coordinator:
             if not ex.outstanding() and (stop is not None or (self._reader_done and not self._requeue)):
                 break
             for done in ex.poll(0.05):
-                new_stop = self._handle(done, writer, local)
+                try:
+                    new_stop = self._handle(done, writer, local)
+                except ResultWriterFailed as exc:
+                    new_stop = self._writer_stop(exc)
                 if new_stop is not None and stop is None:
                     stop = new_stop
                 if stop is None:
@@ -406,15 +426,22 @@ class Coordinator:
     def _record(self, res: ChunkResult, writer: ResultWriter | None) -> None:
         if res.reader_error is not None:
             self._unreadable(res.unread, res.reader_error)
-        if writer is not None:
-            writer.write("SUCCEEDED", res.succeeded, res.succeeded_records, res.succeeded_ends)
-            writer.write("FAILED", res.failed, res.failed_records, res.failed_ends)
-            self.counts.results_written = writer.results_written
+        # the items ran whatever happens to their records: count them first
         self.counts.succeeded += res.items_succeeded
         self.counts.failed += res.items_failed
         self.counts.timed_out += res.items_timed_out
         self._chunks_done += 1
         self._retries += res.retries
+        if writer is not None and not self._writer_broken:
+            writer.write("SUCCEEDED", res.succeeded, res.succeeded_records, res.succeeded_ends)
+            writer.write("FAILED", res.failed, res.failed_records, res.failed_ends)
+            self.counts.results_written = writer.results_written
+
+    def _writer_stop(self, exc: ResultWriterFailed) -> _Stop:
+        """The result writer failed: nothing more is written, and the run ends FAILED."""
+        self._writer_broken = True
+        self.log.error("map_run.result_writer_failed", cause=exc.cause)
+        return _Stop("writer", exc.error, exc.cause)
 
     def _handle_crash(
         self, done: Crashed, writer: ResultWriter | None, local: BatchProcessor
@@ -462,20 +489,23 @@ class Coordinator:
     def _write_pending(
         self, reader: BlockReader, writer: ResultWriter | None, local: BatchProcessor, include_rest: bool
     ) -> None:
-        chunks = list(self._requeue)
-        self._requeue.clear()
-        pending = 0
-        for chunk in chunks:
+        """Write every unrun item (re-queued chunks, then the unread input) as PENDING. With a broken
+        ``writer`` (None) they are only counted. Malformed data found in them ends what was read."""
+        while self._requeue:
+            self._check_stop()
+            chunk = self._requeue[0]
             data, n, bounds, error = local.pending_records(chunk)
             if writer is not None:
                 writer.write("PENDING", data, n, bounds)
-            pending += n
+            self._requeue.popleft()  # counted once taken (a failed write counts it on the retry)
+            self.counts.pending += n
             if error is not None:
                 self._unreadable(error.unread, error.cause)
         if include_rest and not self._reader_done and self._read_stop is None:
             index = self._next_index
             max_items = self.job.item_reader.max_items
             while True:
+                self._check_stop()
                 remaining = (max_items - index) if max_items else None
                 if remaining is not None and remaining <= 0:
                     break
@@ -492,15 +522,16 @@ class Coordinator:
                 index += block.count
                 self._next_index = index
                 data, n, bounds, error = local.pending_records(chunk)
+                self.counts.pending += n  # counted first: written or not, it is pending
+                if error is not None:
+                    self._unread += error.unread
+                self.counts.total = self._next_index - self._unread
                 if writer is not None:
                     writer.write("PENDING", data, n, bounds)
-                pending += n
                 if error is not None:
                     self.log.warning("map_run.pending_incomplete", cause=error.cause)
-                    self._unread += error.unread
                     break
-            self.counts.total = self._next_index - self._unread
-        self.counts.pending += pending
+            self._reader_done = True
 
     def _finish(
         self,
@@ -512,15 +543,16 @@ class Coordinator:
         t0: float,
     ) -> MapRunResult:
         job = self.job
-        hard_stop = stop is not None and stop.kind in ("abort", "worker", "writer")
-        if stop is not None and stop.kind in ("abort", "worker"):
+        cut_short = stop is not None and (stop.kind in ("abort", "worker", "writer") or self.stops.level > 0)
+        if cut_short:
             # in-flight chunks are cut short: written as PENDING (and counted ABORTED on abort)
+            assert stop is not None
             for chunk in self.executor.outstanding():
                 self._requeue.append(chunk)
                 if stop.kind == "abort":
                     self.counts.aborted += chunk.block.count
             self.counts.pending -= self.counts.aborted
-        self.executor.shutdown(abort=hard_stop)
+        self.executor.shutdown(abort=cut_short)
         status, error, cause = "SUCCEEDED", None, None
         if stop is not None:
             status = "ABORTED" if stop.kind == "abort" else "FAILED"
@@ -534,27 +566,65 @@ class Coordinator:
                 status, error, cause = "FAILED", s.error, s.cause
         manifest_uri = None
         try:
-            if stop is not None and stop.kind != "writer":
-                self._write_pending(
-                    reader, writer, local, include_rest=stop.kind in ("threshold", "abort", "worker")
-                )
-            if writer is not None:
-                if stop is not None and stop.kind == "writer":
-                    writer.abort()
-                else:
-                    writer.commit()
-                    manifest_uri = writer.manifest_uri
-                    self.counts.results_written = writer.results_written
+            if stop is not None:
+                self._write_pending_or_count(reader, writer, local, stop)
+            if writer is not None and not self._writer_broken:
+                self._check_stop()
+                writer.commit()
+                manifest_uri = writer.manifest_uri
         except ResultWriterFailed as exc:
-            writer.abort() if writer is not None else None
-            status, error, cause = "FAILED", exc.error, exc.cause
-            manifest_uri = None
-        except KeyboardInterrupt:
-            if writer is not None:
-                writer.abort()
-            raise
+            s = self._writer_stop(exc)
+            status, error, cause = "FAILED", s.error, s.cause
         finally:
             reader.close()
+        if writer is not None:
+            if manifest_uri is None:
+                writer.abort()  # unfinished files are removed; finished ones stay, no manifest
+            self.counts.results_written = writer.results_written
+        return self._result(status, error, cause, manifest_uri, started, t0)
+
+    def _write_pending_or_count(
+        self, reader: BlockReader, writer: ResultWriter | None, local: BatchProcessor, stop: _Stop
+    ) -> None:
+        include_rest = stop.kind in ("threshold", "abort", "worker", "writer")
+        target = None if self._writer_broken else writer
+        try:
+            self._write_pending(reader, target, local, include_rest)
+        except ResultWriterFailed:
+            self._write_pending(reader, None, local, include_rest)  # count the rest, then report
+            raise
+
+    def _stop_now(
+        self, reader: BlockReader, writer: ResultWriter | None, started: str, t0: float
+    ) -> MapRunResult:
+        """A second stop request: kill the workers, remove unfinished files, write no manifest."""
+        for chunk in self.executor.outstanding():
+            self.counts.aborted += chunk.block.count
+        self.executor.shutdown(abort=True)
+        self.counts.pending += sum(c.block.count for c in self._requeue)
+        self._requeue.clear()
+        reader.close()
+        if writer is not None:
+            writer.abort()
+            self.counts.results_written = writer.results_written
+        c = self.counts
+        # whatever else was read is accounted for: items read but not yet counted are pending
+        c.pending = c.total - c.succeeded - c.failed - c.timed_out - c.aborted
+        cause = (
+            f"stopped at once by a second {self.stops.signal_name() or 'stop request'}; "
+            "no manifest was written and unfinished result files were removed"
+        )
+        return self._result("ABORTED", "States.Aborted", cause, None, started, t0)
+
+    def _result(
+        self,
+        status: str,
+        error: str | None,
+        cause: str | None,
+        manifest_uri: str | None,
+        started: str,
+        t0: float,
+    ) -> MapRunResult:
         elapsed = time.perf_counter() - t0
         self.counts.running = 0
         done_items = self.counts.succeeded + self.counts.failed + self.counts.timed_out
@@ -567,6 +637,8 @@ class Coordinator:
             "chunksRerun": self._lost,
             "backendStartSeconds": round(self._backend_seconds, 3),
         }
+        if self._writer_broken:
+            stats["resultsNotWritten"] = max(0, done_items - self.counts.results_written)
         result = MapRunResult(
             status=status,
             map_run_arn=self.map_run_arn,
@@ -615,26 +687,25 @@ class Coordinator:
             }
         )
 
-    def _install_signals(self) -> Any:
-        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
-            return None
-        previous = {}
+    def _check_stop(self) -> bool:
+        """Read the stop requests (at a safe point of the main thread) and log what they do.
+        Returns True when the run must stop; raises StopNow when it must stop at once."""
+        level = self.stops.level
+        if level > self.stops.announced:
+            self.stops.announced = level
+            sig = self.stops.signal_name()
+            if level == 1:
+                self.log.warning(
+                    "map_run.aborting",
+                    signal=sig,
+                    hint="unfinished items go to PENDING files; stop again to quit at once without a manifest",
+                )
+            else:
+                self.log.warning("map_run.stopping_now", signal=sig, hint="no manifest will be written")
+        if level >= 2:
+            raise StopNow
+        return level > 0
 
-        def on_signal(signum: int, frame: Any) -> None:
-            if self._abort.is_set():
-                raise KeyboardInterrupt  # second Ctrl-C: stop now, no manifest
-            self.log.warning(
-                "map_run.aborting",
-                signal=signal.Signals(signum).name,
-                hint="press Ctrl-C again to stop without writing results",
-            )
-            self._abort.set()
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, on_signal)
-        return previous
-
-    def _restore_signals(self, previous: Any) -> None:
-        if previous:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+    def _abort_cause(self) -> str:
+        sig = self.stops.signal_name()
+        return f"the run was stopped by {sig}" if sig else "the run was stopped by the user"

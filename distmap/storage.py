@@ -58,8 +58,9 @@ def s3_client() -> Any:
     from botocore.config import Config
 
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+    attempts = int(os.environ.get("AWS_MAX_ATTEMPTS") or 5)  # the standard variable; 5 by default
     return boto3.session.Session().client(
-        "s3", endpoint_url=endpoint, config=Config(retries={"max_attempts": 5, "mode": "standard"})
+        "s3", endpoint_url=endpoint, config=Config(retries={"max_attempts": attempts, "mode": "standard"})
     )
 
 

@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "distmap"
 #: Lowest first. A unit is a top-level module or subpackage of ``distmap``.
 LAYERS: list[set[str]] = [
     {"errors"},
-    {"storage", "memory", "records", "run_state", "tolerance", "dataflow", "imports", "names"},
+    {"storage", "memory", "records", "run_state", "tolerance", "dataflow", "imports", "names", "stops"},
     {"config", "logs"},
     {"retry", "readers", "results"},
     {"processor"},

@@ -77,8 +77,16 @@ def _die_with_parent() -> None:
             pass
 
 
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 def _worker_main(sock: socket.socket, spec: RunSpec) -> None:
+    # Ctrl-C reaches the whole process group: only the coordinator acts on it. SIGTERM kills just
+    # this worker (its chunks are re-run elsewhere); the coordinator's handler must not survive
+    # the fork, or the worker would ignore SIGTERM and multiprocessing's exit hook would wait forever.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # blocked by _spawn around the fork
     _die_with_parent()
     tune_allocator()  # spawned (not forked) workers need it too
     try:
@@ -164,7 +172,12 @@ class LocalExecutor:
         proc = self.ctx.Process(
             target=_worker_main, args=(child, spec), name=f"distmap-worker-{slot}", daemon=True
         )
-        proc.start()
+        # no signal may reach the child before it has reset the coordinator's handlers
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            proc.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         child.close()
         return _Worker(slot, proc, parent)
 

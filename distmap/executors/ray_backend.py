@@ -24,6 +24,7 @@ import importlib.util
 import logging
 import os
 import socket
+import sys
 import sysconfig
 import time
 from collections import deque
@@ -136,6 +137,7 @@ class RayExecutor:
         self.slots: list[_Slot] = []
         self._by_ref: dict[Any, _Slot] = {}
         self._owned = False
+        self._reaper: Any = None
         self._ray: Any = None
         self._cls: Any = None
         self._shipped: list[str] = []
@@ -189,12 +191,18 @@ class RayExecutor:
         where = address or "a new local cluster"
         if address is not None:
             _probe(address)  # ray.init retries an unreachable address for minutes
+        else:
+            _quiet_token_auth()
+        if not sys.stderr.isatty():
+            os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # no colour codes in forwarded log lines
         try:
             # "local" starts a new cluster even when a stale /tmp/ray/ray_current_cluster exists
             ray.init(address=address or "local", **options)
         except Exception as exc:  # ConnectionError, TimeoutError, ValueError, RuntimeError...
             raise BackendUnavailable(f"cannot start Ray on {where}: {type(exc).__name__}: {exc}") from None
         self._owned = True
+        if address is None:
+            self._reaper = _start_reaper(ray)
 
     def describe(self) -> dict[str, object]:
         ray = self._ray
@@ -383,9 +391,45 @@ class RayExecutor:
     def close(self) -> None:
         """Stop the local cluster this executor started (a joined cluster keeps running)."""
         ray = self._ray
-        if ray is not None and self._owned and ray.is_initialized():
-            ray.shutdown()
-        self._owned = False
+        try:
+            if ray is not None and self._owned and ray.is_initialized():
+                ray.shutdown()
+        finally:
+            self._owned = False
+            reaper, self._reaper = self._reaper, None
+            if reaper is not None:  # it kills whatever of the cluster ray.shutdown left behind
+                with contextlib.suppress(Exception):
+                    reaper.stdin.close()
+                    reaper.wait(timeout=10)
+
+
+def _quiet_token_auth() -> None:
+    """Give a new local cluster token authentication, as ``ray.init`` would by default, but set
+    explicitly, so Ray does not print its "token authentication is enabled" warning on every
+    start. A RAY_AUTH_MODE chosen by the user is left alone."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    try:  # the same call ray.init makes (it sets RAY_AUTH_MODE and refreshes Ray's config)
+        from ray._private.authentication.authentication_token_setup import _enable_token_auth
+    except ImportError:  # pragma: no cover - another Ray version: keep its default and warning
+        return
+    _enable_token_auth()
+
+
+def _start_reaper(ray: Any) -> Any:
+    """Start the watchdog that kills the local cluster's processes when this process ends, even by
+    SIGKILL (see ray_reaper). Linux only; best effort: it relies on a private Ray attribute."""
+    if not sys.platform.startswith("linux"):
+        return None
+    from distmap.executors import ray_reaper
+
+    try:
+        node = ray._private.worker._global_node
+        roots = [info.process.pid for infos in node.all_processes.values() for info in infos]
+    except Exception as exc:  # pragma: no cover - a Ray without that attribute
+        log.debug("ray.reaper_unavailable", cause=f"{type(exc).__name__}: {exc}")
+        return None
+    return ray_reaper.start(roots) if roots else None
 
 
 def _worker_gone(ray: Any) -> tuple[type[BaseException], ...]:

@@ -5,21 +5,29 @@
     <destination>/<run-id>/PENDING_0.json ...
     <destination>/<run-id>/manifest.json      (written last, atomically)
 
-Lifecycle (like a Ray datasink): ``open`` checks the destination before any item runs,
-``write`` streams encoded records into the current file of a status (rotating once a file
-reaches ``MaxFileBytes``), ``commit`` closes the files and writes the manifest, ``abort``
-closes the files and writes no manifest. A crashed run therefore never leaves a manifest.
+Lifecycle (like a Ray datasink): ``open`` checks the destination before any item runs (and
+refuses a run id that is already there), ``write`` streams encoded records into the current file
+of a status (rotating once a file reaches ``MaxFileBytes``), ``commit`` closes the files and
+writes the manifest, ``abort`` writes none.
+
+A result file only ever appears complete under its name: a local file is written under a hidden
+``.<name>.part`` name and renamed when it is closed, an S3 file is a multipart upload that is
+completed when it is closed. ``abort`` (and a failed write) removes unfinished files: the part
+file is deleted, the multipart upload aborted. Files already closed stay, and
+``results_written`` counts exactly the records in them.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import os
 import secrets
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
+import structlog
 
 from distmap.config.model import ResultWriterConfig
 from distmap.errors import ResultWriterFailed
@@ -27,12 +35,65 @@ from distmap.storage import describe_os_error, is_s3, redact, s3_client, split_s
 
 STATUSES = ("SUCCEEDED", "FAILED", "PENDING")
 
+log = structlog.get_logger("distmap")
+
+
+class _LocalFile:
+    """A result file written under a hidden part name and renamed to its own name on close."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.part = path.with_name(f".{path.name}.part")
+        self.fh: IO[bytes] = open(self.part, "wb", buffering=1 << 20)  # noqa: SIM115
+
+    def write(self, data: Any) -> None:
+        self.fh.write(data)
+
+    def close(self) -> None:
+        self.fh.close()  # flushes: a full disk shows up here at the latest
+        os.replace(self.part, self.path)
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.fh.close()
+        self.part.unlink(missing_ok=True)
+
+
+class _S3File:
+    """A result file written as an S3 multipart upload (smart_open), completed on close."""
+
+    def __init__(self, bucket: str, key: str) -> None:
+        import smart_open
+
+        self.bucket, self.key = bucket, key
+        self.fh: Any = smart_open.open(
+            f"s3://{bucket}/{key}", "wb", compression="disable", transport_params={"client": s3_client()}
+        )
+
+    def write(self, data: Any) -> None:
+        self.fh.write(data)
+
+    def close(self) -> None:
+        self.fh.close()
+
+    def discard(self) -> None:
+        """Abort the multipart upload, so no unfinished upload stays behind (raises if S3 refuses)."""
+        self.upload_id = getattr(self.fh, "_upload_id", None)
+        try:
+            self.fh.terminate()
+        finally:
+            # io.IOBase.__del__ calls close(), which would complete the upload with the partial data
+            # once S3 answers again: a truncated file that looks valid. Disarm it whatever happened.
+            with contextlib.suppress(AttributeError):
+                self.fh._upload_id = None
+
 
 class _LocalStore:
     def __init__(self, root: str, run_id: str) -> None:
         self.root = Path(root).resolve()
         self.bucket = str(self.root)
         self.run_prefix = run_id
+        self._created: list[Path] = []
 
     def key(self, name: str) -> str:
         return f"{self.run_prefix}/{name}"
@@ -43,14 +104,23 @@ class _LocalStore:
             raise ResultWriterFailed(cause=f"refusing to write outside the destination: {key}")
         return path
 
+    def existing(self) -> list[str]:
+        """A few of the files already under this run's prefix."""
+        run_dir = self._path(self.run_prefix)
+        if not run_dir.is_dir():
+            return []
+        return sorted(p.name for p in run_dir.iterdir())[:3]
+
     def check(self) -> None:
         run_dir = self._path(self.run_prefix)
+        missing = [p for p in (run_dir, *run_dir.parents) if not p.exists()]  # deepest first
         run_dir.mkdir(parents=True, exist_ok=True)
+        self._created = missing  # removed again if the run writes nothing
         if not os.access(run_dir, os.W_OK):
             raise PermissionError(13, "Permission denied", str(run_dir))
 
-    def open_write(self, key: str) -> IO[bytes]:
-        return open(self._path(key), "wb", buffering=1 << 20)
+    def open_write(self, key: str) -> _LocalFile:
+        return _LocalFile(self._path(key))
 
     def put_atomic(self, key: str, data: bytes) -> None:
         path = self._path(key)
@@ -67,6 +137,11 @@ class _LocalStore:
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    def remove_empty_run(self) -> None:
+        for path in self._created:
+            with contextlib.suppress(OSError):
+                path.rmdir()  # only if empty
+
     def uri(self, key: str) -> str:
         return str(self.root / key)
 
@@ -80,18 +155,21 @@ class _S3Store:
     def key(self, name: str) -> str:
         return f"{self.run_prefix}/{name}"
 
+    def existing(self) -> list[str]:
+        page = s3_client().list_objects_v2(Bucket=self.bucket, Prefix=f"{self.run_prefix}/", MaxKeys=3)
+        return [o["Key"].rsplit("/", 1)[-1] for o in page.get("Contents", [])]
+
     def check(self) -> None:
         s3_client().head_bucket(Bucket=self.bucket)
 
-    def open_write(self, key: str) -> IO[bytes]:
-        import smart_open
-
-        return smart_open.open(
-            f"s3://{self.bucket}/{key}", "wb", compression="disable", transport_params={"client": s3_client()}
-        )
+    def open_write(self, key: str) -> _S3File:
+        return _S3File(self.bucket, key)
 
     def put_atomic(self, key: str, data: bytes) -> None:
         s3_client().put_object(Bucket=self.bucket, Key=key, Body=data, ContentType="application/json")
+
+    def remove_empty_run(self) -> None:
+        pass  # S3 has no directories
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
@@ -100,7 +178,7 @@ class _S3Store:
 class _OpenFile:
     __slots__ = ("fh", "key", "records", "size")
 
-    def __init__(self, fh: IO[bytes], key: str) -> None:
+    def __init__(self, fh: Any, key: str) -> None:
         self.fh = fh
         self.key = key
         self.size = 0
@@ -123,8 +201,17 @@ class ResultWriter:
         self._open: dict[str, _OpenFile] = {}
         self._done: dict[str, list[dict[str, Any]]] = {s: [] for s in STATUSES}
         self._next: dict[str, int] = dict.fromkeys(STATUSES, 0)
-        self.results_written = 0
+        self._stored = 0  # SUCCEEDED / FAILED records in closed (complete) files
+        self._key: str | None = None  # the file being written, for error messages
+        self.run_id = run_id
+        self.log = log.bind(map_run_id=run_id)
         self.closed = False
+
+    @property
+    def results_written(self) -> int:
+        """SUCCEEDED and FAILED records in complete files, plus those in files still open (until
+        ``abort`` removes them)."""
+        return self._stored + sum(f.records for s, f in self._open.items() if s != "PENDING")
 
     @property
     def record_sep(self) -> bytes:
@@ -142,7 +229,20 @@ class ResultWriter:
         return ResultWriterFailed(cause=redact(f"{what}: {describe_os_error(exc)}"))
 
     def open(self) -> None:
-        """Check that the destination is writable, before any item runs."""
+        """Check that the destination is writable and holds no run of this id, before any item runs."""
+        run_uri = self.store.uri(self.store.run_prefix)
+        try:
+            existing = self.store.existing()
+        except Exception as exc:
+            raise self._fail(f"cannot write to {self.cfg.destination}", exc) from None
+        if existing:
+            raise ResultWriterFailed(
+                cause=redact(
+                    f"{run_uri} already holds map run {self.run_id!r} ({', '.join(existing)}"
+                    f"{', ...' if len(existing) >= 3 else ''}); refusing to mix two runs' results: "
+                    "choose another --run-id, or remove it first"
+                )
+            )
         try:
             self.store.check()
         except ResultWriterFailed:
@@ -191,18 +291,40 @@ class ResultWriter:
         except ResultWriterFailed:
             raise
         except Exception as exc:
-            raise self._fail(f"cannot write {status} results", exc) from None
+            raise self._failed_write(status, exc) from None
+
+    def _failed_write(self, status: str, exc: BaseException) -> ResultWriterFailed:
+        """Drop the file that failed (it is incomplete) and name it in the error."""
+        key = self._key or self.store.key(f"{status}_{self._next[status]}.{self.ext}")
+        cur = self._open.pop(status, None)
+        if cur is not None:
+            self._discard(cur)
+        return self._fail(f"cannot write {self.store.uri(key)}", exc)
+
+    def _discard(self, cur: _OpenFile) -> None:
+        try:
+            cur.fh.discard()
+        except Exception as exc:
+            self.log.warning(
+                "result_writer.upload_not_aborted",
+                uri=self.store.uri(cur.key),
+                upload_id=getattr(cur.fh, "upload_id", None),
+                cause=describe_os_error(exc),
+                hint="abort it with `aws s3api abort-multipart-upload`, or let a lifecycle rule do it",
+            )
 
     def _append(self, status: str, data: memoryview, records: int) -> None:
         cur = self._open.get(status)
         if cur is None:
             key = self.store.key(f"{status}_{self._next[status]}.{self.ext}")
+            self._key = key
             self._next[status] += 1
             cur = _OpenFile(self.store.open_write(key), key)
             self._open[status] = cur
             if not self.jsonl:
                 cur.fh.write(b"[")
                 cur.size += 1
+        self._key = cur.key
         fh = cur.fh
         if cur.records and not self.jsonl:
             fh.write(b",")
@@ -213,16 +335,18 @@ class ResultWriter:
             fh.write(b"\n")
             cur.size += 1
         cur.records += records
-        if status != "PENDING":
-            self.results_written += records
 
     def _close(self, status: str) -> None:
-        cur = self._open.pop(status)
+        cur = self._open[status]
+        self._key = cur.key
         if not self.jsonl:
             cur.fh.write(b"]")
             cur.size += 1
-        cur.fh.close()
+        cur.fh.close()  # raises when the data cannot be stored: the file stays open, to be discarded
+        del self._open[status]
         self._done[status].append({"Key": cur.key, "Size": cur.size})
+        if status != "PENDING":
+            self._stored += cur.records
 
     def manifest(self) -> dict[str, Any]:
         return {
@@ -233,28 +357,26 @@ class ResultWriter:
 
     def commit(self) -> dict[str, Any]:
         """Close every result file, then write ``manifest.json`` atomically (last)."""
-        try:
-            for status in list(self._open):
+        for status in list(self._open):
+            try:
                 self._close(status)
-            manifest = self.manifest()
+            except Exception as exc:
+                raise self._failed_write(status, exc) from None
+        manifest = self.manifest()
+        try:
             self.store.put_atomic(self.manifest_key, orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
         except ResultWriterFailed:
             raise
         except Exception as exc:
-            raise self._fail("cannot write the manifest", exc) from None
+            raise self._fail(f"cannot write {self.manifest_uri}", exc) from None
         self.closed = True
         return manifest
 
     def abort(self) -> None:
-        """Close what is open without writing a manifest (best effort)."""
+        """Write no manifest: remove the files still open (unfinished part files, unfinished
+        multipart uploads). Complete files stay; ``results_written`` counts their records."""
         for status in list(self._open):
-            cur = self._open.pop(status)
-            try:
-                fh: Any = cur.fh
-                if hasattr(fh, "terminate"):  # smart_open S3 writer: drop the multipart upload
-                    fh.terminate()
-                else:
-                    fh.close()
-            except Exception:
-                pass
+            self._discard(self._open.pop(status))
+        if not any(self._done.values()):
+            self.store.remove_empty_run()
         self.closed = True
