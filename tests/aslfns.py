@@ -58,3 +58,25 @@ def fail_odd(params: dict[str, Any]) -> Any:
 
 def batch_ids(params: dict[str, Any]) -> Any:
     return {"ids": [item["id"] for item in params["Items"]], "input": params.get("BatchInput")}
+
+
+def with_pid(params: dict[str, Any]) -> Any:
+    """The input plus the id of the process running this Task (nested-map tests)."""
+    import os
+
+    return {**params, "pid": os.getpid()}
+
+
+def double_with_pid(params: Any) -> Any:
+    """``value * 2`` and the id of the process running this Task."""
+    import os
+
+    return {"value": double(params), "pid": os.getpid()}
+
+
+def mark(params: dict[str, Any]) -> Any:
+    """Appends a line to ``params['dir']/<params['key']>`` (a side effect counted by the tests);
+    returns the input."""
+    with open(Path(params["dir"]) / str(params["key"]), "a") as fh:
+        fh.write("ran\n")
+    return params

@@ -70,7 +70,8 @@ class ChildMachine:
                 execution=self.run_info["execution"],
                 state_machine=self.run_info["state_machine"],
                 resources=self.resources,
-                backend="local",
+                # a DISTRIBUTED Map inside this child runs in this worker (executors/shared.py)
+                backend=self.run_info.get("backend", "local"),
             )
         return self._machine.run(item, self._run)
 
@@ -233,7 +234,7 @@ def _resolve_batcher(batcher: Any, effective: Any, ctx: Any, static_check: bool)
 
 def run_distributed_map(state: MapState, effective: Any, ctx: dict[str, Any], run: Run) -> Any:
     from distmap.coordinator import Coordinator
-    from distmap.executors import make_executor
+    from distmap.executors.shared import executor_for_map
 
     job = _job_mapping(state, effective, ctx)
     scratch = None
@@ -257,7 +258,8 @@ def run_distributed_map(state: MapState, effective: Any, ctx: dict[str, Any], ru
                 "Destination": str(scratch / "results"),
                 "WriterConfig": {"OutputType": "JSONL", "Transformation": "NONE"},
             }
-        max_conc = state.max_concurrency_for(effective, ctx)
+        executor, default_lanes = executor_for_map(run.backend, run.executor_options)
+        max_conc = state.max_concurrency_for(effective, ctx) or default_lanes
         if max_conc:
             job["MaxConcurrency"] = max_conc
         job["StateMachineName"] = run.state_machine["Name"]
@@ -267,10 +269,9 @@ def run_distributed_map(state: MapState, effective: Any, ctx: dict[str, Any], ru
         child = ChildMachine(
             state.processor_definition,
             run.resources,
-            {"execution": run.execution, "state_machine": run.state_machine},
+            {"execution": run.execution, "state_machine": run.state_machine, "backend": run.backend},
         )
         mj = _with_function(mj, child)
-        executor = make_executor(run.backend, **run.executor_options)
         result = Coordinator(mj, executor, handle_signals=False).run()
         if result.status != "SUCCEEDED":
             raise StatesError(

@@ -26,6 +26,7 @@ from typing import Any
 from distmap.config.model import MapJob
 from distmap.executors.base import Completed, Completion, Crashed, WorkerInitError
 from distmap.executors.wire import recv_msg, send_msg, socket_pair
+from distmap.executors.worker_context import enter_worker
 from distmap.memory import tune_allocator
 from distmap.processor import BatchProcessor, Chunk, ChunkResult, RunSpec
 from distmap.readers.base import RawBlock
@@ -80,6 +81,7 @@ def _die_with_parent() -> None:
 def _worker_main(sock: socket.socket, spec: RunSpec) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
+    enter_worker("local")  # a DISTRIBUTED Map inside a child workflow runs in this process
     tune_allocator()  # spawned (not forked) workers need it too
     try:
         proc = BatchProcessor(spec)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pickle
 
+from distmap.executors.worker_context import enter_worker
 from distmap.memory import tune_allocator
 from distmap.processor import BatchProcessor, Chunk, ChunkResult, RunSpec
 
@@ -17,6 +18,7 @@ class ChunkWorker:
         import ray
 
         tune_allocator()
+        enter_worker("ray")  # a DISTRIBUTED Map inside a child workflow runs in this actor
         self.node_id = ray.get_runtime_context().get_node_id()
         self.error: str | None = None
         try:
