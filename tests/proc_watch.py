@@ -37,7 +37,8 @@ def live_ray_workers() -> int:
     return sum(
         1
         for a in actors().values()
-        if a.get("ActorClassName", a.get("ClassName", "")).endswith("ChunkWorker") and a.get("State") != "DEAD"
+        if a.get("ActorClassName", a.get("ClassName", "")).endswith("ChunkWorker")
+        and a.get("State") != "DEAD"
     )
 
 

@@ -39,7 +39,10 @@ NESTED_RESOURCES = {
 def distributed(processor: dict[str, Any], **fields: Any) -> dict[str, Any]:
     return {
         "Type": "Map",
-        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}, **processor},
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            **processor,
+        },
         "End": True,
         **fields,
     }
@@ -111,7 +114,9 @@ def test_distributed_map_inside_inline_map(backend, where):
         d = machine(
             {
                 "Outer": distributed(
-                    machine({"Inline": inline_map}), ItemsPath="$.outer", ItemSelector={"groups.$": "$$.Map.Item.Value"}
+                    machine({"Inline": inline_map}),
+                    ItemsPath="$.outer",
+                    ItemSelector={"groups.$": "$$.Map.Item.Value"},
                 )
             }
         )
