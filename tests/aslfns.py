@@ -80,3 +80,17 @@ def mark(params: dict[str, Any]) -> Any:
     with open(Path(params["dir"]) / str(params["key"]), "a") as fh:
         fh.write("ran\n")
     return params
+
+
+def kill_worker_once(params: dict[str, Any]) -> Any:
+    """SIGKILLs the process running it the first time it sees ``params['key'] == params['victim']``
+    (a marker file in ``params['dir']`` remembers it), like an OOM kill; else returns the input."""
+    import os
+    import signal
+
+    if params["key"] == params["victim"]:
+        marker = Path(params["dir"]) / "killed"
+        if not marker.exists():
+            marker.write_text("once")
+            os.kill(os.getpid(), signal.SIGKILL)
+    return params

@@ -19,13 +19,17 @@ import contextlib
 import json
 import shutil
 import tempfile
+import threading
+import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from distmap.asl.machine import non_negative_int
+from distmap.asl.execution_types import DEADLINE_HORIZON, child_limits, inherit_limits, timed_out
+from distmap.asl.machine import ExecutionTimedOut, non_negative_int
 from distmap.asl.resources import Resources
 from distmap.config.parse import Fields, parse_job
 from distmap.dataflow.jsonpath import compile_query
@@ -41,7 +45,8 @@ WRITER_RESOURCES = ("arn:aws:states:::s3:putObject",)
 
 class ChildMachine:
     """The ItemProcessor of a DISTRIBUTED Map as an item function: picklable (the definition and
-    the resources travel, the compiled machine is rebuilt once per worker)."""
+    the resources travel, the compiled machine is rebuilt once per worker). Each call is one child
+    execution, held to its ExecutionType's limit (``execution_types.py``)."""
 
     def __init__(self, definition: Mapping[str, Any], resources: Resources, run_info: dict[str, Any]) -> None:
         self.definition = dict(definition)
@@ -62,9 +67,38 @@ class ChildMachine:
 
     def __call__(self, item: Any) -> Any:
         if self._machine is None:
-            from distmap.asl.machine import Run, StateMachine
+            self._setup()
+        limit = self._limit
+        if limit is None:
+            return self._machine.run(item, self._run)
+        start = time.monotonic()
+        run = self._run
+        if limit <= DEADLINE_HORIZON:  # a deadline that also cuts a running Task short
+            run = replace(run, deadline=start + limit, cancel=threading.Event())
+        try:
+            out = self._machine.run(item, run)
+        except ExecutionTimedOut:
+            raise timed_out(self._type, limit) from None
+        except StatesError:
+            if time.monotonic() - start > limit:  # it ended past its limit, whatever failed
+                raise timed_out(self._type, limit) from None
+            raise
+        if time.monotonic() - start > limit:
+            raise timed_out(self._type, limit)
+        return out
 
-            self._machine = StateMachine.parse(self.definition, where="ItemProcessor")
+    def _setup(self) -> None:
+        """Build the machine once per worker (under a lock: lanes may call at the same time)."""
+        from distmap.asl.machine import Run, StateMachine
+
+        with _SETUP_LOCK:
+            if self._machine is not None:
+                return
+            self._type = self.run_info.get("execution_type", "STANDARD")
+            limits = self.run_info.get("limits")
+            if limits is not None:
+                inherit_limits(limits)  # maps nested in these children use the same limits
+            self._limit = None if limits is None else limits[self._type]
             # one Run per worker: the child executions share nothing that changes per item
             self._run = Run(
                 execution=self.run_info["execution"],
@@ -73,7 +107,10 @@ class ChildMachine:
                 # a DISTRIBUTED Map inside this child runs in this worker (executors/shared.py)
                 backend=self.run_info.get("backend", "local"),
             )
-        return self._machine.run(item, self._run)
+            self._machine = StateMachine.parse(self.definition, where="ItemProcessor")
+
+
+_SETUP_LOCK = threading.Lock()
 
 
 # --------------------------------------------------------------------------- validation
@@ -269,9 +306,15 @@ def run_distributed_map(state: MapState, effective: Any, ctx: dict[str, Any], ru
         child = ChildMachine(
             state.processor_definition,
             run.resources,
-            {"execution": run.execution, "state_machine": run.state_machine, "backend": run.backend},
+            {
+                "execution": run.execution,
+                "state_machine": run.state_machine,
+                "backend": run.backend,
+                "execution_type": state.execution_type,
+                "limits": child_limits(),
+            },
         )
-        mj = _with_function(mj, child)
+        mj = replace(mj, processor=replace(mj.processor, function=child, execution_type=state.execution_type))
         result = Coordinator(mj, executor, handle_signals=False).run()
         if result.status != "SUCCEEDED":
             raise StatesError(
@@ -286,12 +329,6 @@ def run_distributed_map(state: MapState, effective: Any, ctx: dict[str, Any], ru
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _with_function(job: Any, fn: Any) -> Any:
-    from dataclasses import replace
-
-    return replace(job, processor=replace(job.processor, function=fn))
 
 
 def _collect_outputs(manifest_path: Path, transformation: str) -> list[Any]:

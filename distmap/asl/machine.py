@@ -590,6 +590,13 @@ class MapState(_Worker):
         extra = set(config) - {"Mode", "ExecutionType"}
         if extra:
             raise f.error(f"{key}.ProcessorConfig", f"unknown field {sorted(extra)[0]!r}")
+        # AWS requires ExecutionType with Mode DISTRIBUTED; distmap defaults it to STANDARD
+        self.execution_type = config.get("ExecutionType", "STANDARD")
+        if self.execution_type not in ("STANDARD", "EXPRESS"):
+            raise f.error(
+                f"{key}.ProcessorConfig.ExecutionType",
+                f"must be STANDARD or EXPRESS, got {self.execution_type!r}",
+            )
         processor = {k: v for k, v in proc.items() if k != "ProcessorConfig"}
         self.processor_definition = processor
         self.processor = StateMachine.parse(processor, where=f.sub(key), source=f.source)
