@@ -247,3 +247,43 @@ def test_without_crashes_every_child_runs_exactly_once(tmp_path):
     assert [o["key"] for o in out] == list(range(300))
     assert sorted(int(p.name) for p in tmp_path.iterdir()) == list(range(300))
     assert {p.read_text() for p in tmp_path.iterdir()} == {"ran\n"}
+
+
+def test_a_child_past_its_limit_stops_its_nested_map(backend, monkeypatch):
+    """An EXPRESS child (limit lowered to 1 s) whose nested DISTRIBUTED Map runs 3 s children is
+    stopped at its limit, nested map included, and ends TIMED_OUT; its sibling succeeds."""
+    monkeypatch.setenv("DISTMAP_EXPRESS_CHILD_SECONDS", "1")
+    inner = dmap(
+        machine({"T": task("sleep", End=True)}),
+        "STANDARD",
+        ItemsPath="$",
+        ItemSelector={"seconds.$": "$$.Map.Item.Value"},
+        MaxConcurrency=4,
+    )
+    d = machine(
+        {"Outer": dmap(machine({"Inner": inner}), "EXPRESS", ItemsPath="$", ToleratedFailurePercentage=100)}
+    )
+    out = output(execute(d, [[3, 3, 3, 3], [0]], backend))
+    assert out[1] == [{"slept": 0}]
+    assert (out[0]["Status"], out[0]["Error"]) == ("TIMED_OUT", "States.Timeout")
+    assert "EXPRESS child execution did not finish within 1 seconds" in out[0]["Cause"]
+    assert seconds_between(out[0]["StartDate"], out[0]["StopDate"]) < 2.5
+
+
+def test_the_execution_timeout_stops_a_running_distributed_map(backend):
+    """A machine's TimeoutSeconds ends the execution TIMED_OUT at its deadline even while a
+    DISTRIBUTED Map is running (the map run is stopped), not once the map has finished."""
+    d = machine(
+        {
+            "Map": dmap(
+                machine({"T": task("sleep", End=True)}),
+                "STANDARD",
+                ItemsPath="$",
+                ItemSelector={"seconds.$": "$$.Map.Item.Value"},
+            )
+        },
+        TimeoutSeconds=1,
+    )
+    resp = execute(d, [4, 4, 4, 4], backend)
+    assert (resp["status"], resp["error"]) == ("TIMED_OUT", "States.Timeout")
+    assert seconds_between(resp["startDate"], resp["stopDate"]) < 3.5

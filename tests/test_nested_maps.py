@@ -103,8 +103,10 @@ def test_distributed_map_inside_inline_map(backend, where):
     up to 40 iterations start their map runs at once, and share the backend's 2 workers) or
     inside a DISTRIBUTED Map's child ("worker": they run in that child's worker). Outputs are
     exact and at most 2 workers are alive at once."""
-    inline_map = inline(
-        machine({"D": distributed(machine({"T": task("double", End=True)}), ItemsPath="$")}),
+    inline_map = inline(  # each inner map run wants 1 worker: two of them run at once
+        machine(
+            {"D": distributed(machine({"T": task("double", End=True)}), ItemsPath="$", MaxConcurrency=1)}
+        ),
         ItemsPath="$.groups",
     )
     if where == "driver":

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import shutil
 import tempfile
 import threading
@@ -72,12 +73,20 @@ class ChildMachine:
         if limit is None:
             return self._machine.run(item, self._run)
         start = time.monotonic()
-        run = self._run
-        if limit <= DEADLINE_HORIZON:  # a deadline that also cuts a running Task short
-            run = replace(run, deadline=start + limit, cancel=threading.Event())
+        # a deadline also cuts a running Task, Wait or nested map short; the execution that
+        # started this map may have one too (its TimeoutSeconds, or its own ExecutionType limit)
+        deadline = start + limit if limit <= DEADLINE_HORIZON else None
+        outer = self.run_info.get("outer_deadline")
+        if outer is not None:
+            deadline = min(deadline or math.inf, start + outer - time.time())
+        run = (
+            self._run if deadline is None else replace(self._run, deadline=deadline, cancel=threading.Event())
+        )
         try:
             out = self._machine.run(item, run)
         except ExecutionTimedOut:
+            if time.monotonic() - start < limit:
+                raise StatesError("States.Timeout", OUTER_TIMED_OUT) from None
             raise timed_out(self._type, limit) from None
         except StatesError:
             if time.monotonic() - start > limit:  # it ended past its limit, whatever failed
@@ -111,6 +120,7 @@ class ChildMachine:
 
 
 _SETUP_LOCK = threading.Lock()
+OUTER_TIMED_OUT = "the child execution was stopped: the execution running its Map state timed out"
 
 
 # --------------------------------------------------------------------------- validation
@@ -303,6 +313,7 @@ def run_distributed_map(state: MapState, effective: Any, ctx: dict[str, Any], ru
         job["Label"] = state.label or state.name
         job["Input"] = effective
         mj = parse_job(job)
+        remaining = run.remaining()
         child = ChildMachine(
             state.processor_definition,
             run.resources,
@@ -312,10 +323,11 @@ def run_distributed_map(state: MapState, effective: Any, ctx: dict[str, Any], ru
                 "backend": run.backend,
                 "execution_type": state.execution_type,
                 "limits": child_limits(),
+                "outer_deadline": None if remaining is None else time.time() + remaining,
             },
         )
         mj = replace(mj, processor=replace(mj.processor, function=child, execution_type=state.execution_type))
-        result = Coordinator(mj, executor, handle_signals=False).run()
+        result = _run_until_deadline(Coordinator(mj, executor, handle_signals=False), run)
         if result.status != "SUCCEEDED":
             raise StatesError(
                 result.error or "States.Runtime", result.cause or f"the map run {result.status}"
@@ -329,6 +341,26 @@ def run_distributed_map(state: MapState, effective: Any, ctx: dict[str, Any], ru
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run_until_deadline(coordinator: Any, run: Run) -> Any:
+    """Run the map run; at the execution's deadline (its TimeoutSeconds, or the ExecutionType
+    limit of the child it runs in) stop it, as Ctrl-C would (its unfinished items are PENDING),
+    and end the execution TIMED_OUT. On the in-process executor (a map inside a worker) the stop
+    takes effect once the running chunk is done."""
+    remaining = run.remaining()
+    if remaining is None:
+        return coordinator.run()
+    timer = threading.Timer(remaining, coordinator.request_abort)
+    timer.daemon = True
+    timer.start()
+    try:
+        result = coordinator.run()
+    finally:
+        timer.cancel()
+    if run.remaining() == 0:  # stopped, or its children were (they share the deadline)
+        raise ExecutionTimedOut()
+    return result
 
 
 def _collect_outputs(manifest_path: Path, transformation: str) -> list[Any]:
