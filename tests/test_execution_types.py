@@ -287,3 +287,23 @@ def test_the_execution_timeout_stops_a_running_distributed_map(backend):
     resp = execute(d, [4, 4, 4, 4], backend)
     assert (resp["status"], resp["error"]) == ("TIMED_OUT", "States.Timeout")
     assert seconds_between(resp["startDate"], resp["stopDate"]) < 3.5
+
+
+def test_limits_are_read_again_by_each_execution(monkeypatch):
+    """On the inline backend the children run in this process; the limits they were given do not
+    stick to it: the next execution reads the environment again."""
+    d = machine(
+        {
+            "Map": dmap(
+                machine({"T": task("sleep", End=True)}),
+                "EXPRESS",
+                ItemsPath="$",
+                ItemSelector={"seconds.$": "$$.Map.Item.Value"},
+                ToleratedFailurePercentage=100,
+            )
+        }
+    )
+    monkeypatch.setenv("DISTMAP_EXPRESS_CHILD_SECONDS", "0.2")
+    assert output(execute(d, [0.5], "inline"))[0]["Status"] == "TIMED_OUT"
+    monkeypatch.setenv("DISTMAP_EXPRESS_CHILD_SECONDS", "5")
+    assert output(execute(d, [0.5], "inline")) == [{"slept": 0.5}]

@@ -36,6 +36,7 @@ from distmap.config.parse import Fields, parse_job
 from distmap.dataflow.jsonpath import compile_query
 from distmap.dataflow.templates import compile_payload
 from distmap.errors import ConfigError, Runtime, StatesError
+from distmap.executors.worker_context import current_worker
 
 if TYPE_CHECKING:
     from distmap.asl.machine import MapState, Run
@@ -105,8 +106,9 @@ class ChildMachine:
                 return
             self._type = self.run_info.get("execution_type", "STANDARD")
             limits = self.run_info.get("limits")
-            if limits is not None:
-                inherit_limits(limits)  # maps nested in these children use the same limits
+            if limits is not None and current_worker() is not None:
+                # a worker serves one map run: maps nested in its children use the same limits
+                inherit_limits(limits)
             self._limit = None if limits is None else limits[self._type]
             # one Run per worker: the child executions share nothing that changes per item
             self._run = Run(
