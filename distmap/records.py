@@ -9,7 +9,8 @@ One record per child execution (one item, or one ItemBatcher batch)::
      "StartDate": "2026-11-25T10:00:00.000Z", "StateMachineArn": "...",
      "Status": "SUCCEEDED", "StopDate": "2026-11-25T10:00:00.004Z"}
 
-FAILED records carry ``Error`` and ``Cause`` instead of ``Output``; PENDING records (items never
+FAILED records carry ``Error`` and ``Cause`` instead of ``Output`` (``"Status": "TIMED_OUT"`` for
+``States.Timeout``); PENDING records (items never
 run) carry only the identity and the input. Records are built from pre-encoded byte pieces: the
 encoder runs once per item on the worker, and the coordinator only concatenates bytes.
 """
@@ -120,14 +121,9 @@ def _uuid_prefix(run_id: str) -> str:
 
 
 TIMED_OUT_ERROR = "States.Timeout"
-"""The error of a child that timed out: its record's Status is TIMED_OUT (it is counted in
-``timedOut``, and written to the FAILED files, as AWS does)."""
-
-
-def failed_status(error: str) -> str:
-    """The Status of a FAILED-file record: TIMED_OUT for ``States.Timeout``, else FAILED. The
-    batch executor counts the same errors in ``timedOut``, so records and counts agree."""
-    return "TIMED_OUT" if error == TIMED_OUT_ERROR else "FAILED"
+"""The error of a child that timed out: its record's Status is TIMED_OUT. The batch executor
+counts the same error in ``timedOut``, so the files agree with the counts; such records go to
+the FAILED files, as AWS's documentation says."""
 
 
 class RecordEncoder:

@@ -307,3 +307,23 @@ def test_limits_are_read_again_by_each_execution(monkeypatch):
     assert output(execute(d, [0.5], "inline"))[0]["Status"] == "TIMED_OUT"
     monkeypatch.setenv("DISTMAP_EXPRESS_CHILD_SECONDS", "5")
     assert output(execute(d, [0.5], "inline")) == [{"slept": 0.5}]
+
+
+def test_express_ids_for_any_run_id():
+    """A run id that is not a UUID (``--run-id``) still gives EXPRESS children valid uuids,
+    stable for the run id and the index; STANDARD identities have no uuid part."""
+    from distmap.records import RecordEncoder, child_identity
+
+    ident = child_identity("eu-west-1", "111122223333", "sm", "M", "fixed-run-id", "EXPRESS")
+    assert ident.execution_arn_prefix == "arn:aws:states:eu-west-1:111122223333:express:sm/M:"
+    enc = RecordEncoder(ident)
+    rec = json.loads(enc.failed(7, b"{}", "States.Timeout", "late", 0.0, 1.0))
+    name, child_uuid = rec["ExecutionArn"].rsplit(":", 2)[1:]
+    assert name == rec["Name"] == "fixed-ru-0000000007"
+    assert str(uuid.UUID(child_uuid)) == child_uuid and child_uuid.endswith("000000000007")
+    assert rec["Status"] == "TIMED_OUT"
+    assert child_identity("eu-west-1", "1", "sm", "M", "fixed-run-id", "EXPRESS") == child_identity(
+        "eu-west-1", "1", "sm", "M", "fixed-run-id", "EXPRESS"
+    )
+    standard = child_identity("eu-west-1", "1", "sm", "M", "fixed-run-id")
+    assert standard.express_id_prefix is None and ":execution:sm/M:" in standard.execution_arn_prefix

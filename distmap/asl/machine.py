@@ -33,7 +33,7 @@ from distmap.dataflow.jsonpath import (
 )
 from distmap.dataflow.templates import compile_payload
 from distmap.errors import ConfigError, Runtime, StatesError, error_matches
-from distmap.records import iso_now
+from distmap.records import EXECUTION_TYPES, iso_now
 from distmap.retry import RetryPolicy
 
 STATE_TYPES = ("Pass", "Task", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map")
@@ -592,7 +592,7 @@ class MapState(_Worker):
             raise f.error(f"{key}.ProcessorConfig", f"unknown field {sorted(extra)[0]!r}")
         # AWS requires ExecutionType with Mode DISTRIBUTED; distmap defaults it to STANDARD
         self.execution_type = config.get("ExecutionType", "STANDARD")
-        if self.execution_type not in ("STANDARD", "EXPRESS"):
+        if self.execution_type not in EXECUTION_TYPES:
             raise f.error(
                 f"{key}.ProcessorConfig.ExecutionType",
                 f"must be STANDARD or EXPRESS, got {self.execution_type!r}",
