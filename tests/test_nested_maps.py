@@ -180,3 +180,25 @@ def test_nested_distributed_maps_from_the_cli(tmp_path):
     resp = json.loads(proc.stdout)
     assert json.loads(resp["output"]) == [[2 * x for x in xs] for xs in GROUPS]
     assert 2 <= watch.peak <= 1 + WORKERS  # the command itself and its workers
+
+
+def test_worker_budget_grants_what_is_free_and_waits_while_none_is():
+    """The driver's budget: a map run gets the workers it wants that are free (at least one),
+    waits while none is, and goes on once another map run gives its workers back."""
+    import threading
+
+    from distmap.executors.shared import WorkerBudget
+
+    budget = WorkerBudget()
+    assert budget.acquire(total=2, wanted=5) == 2  # capped at the total
+    got: list[int] = []
+    waiter = threading.Thread(target=lambda: got.append(budget.acquire(total=2, wanted=2)))
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive() and got == []  # none free: it waits
+    budget.release(1)
+    waiter.join(5)
+    assert got == [1]  # one came back: it goes on with one
+    budget.release(1)
+    budget.release(1)
+    assert (budget.used, budget.peak) == (0, 2)
