@@ -24,7 +24,7 @@ from distmap.logs import get_logger
 from distmap.memory import tune_allocator
 from distmap.processor import BatchProcessor, Chunk, ChunkResult, RunSpec
 from distmap.readers.base import BlockReader, DecodeSpec, open_reader, split_block
-from distmap.records import RecordIdentity, iso_now, region_account
+from distmap.records import RecordIdentity, child_identity, iso_now, region_account
 from distmap.results.writer import ResultWriter
 from distmap.run_state import ItemCounts, MapRunResult
 from distmap.stops import StopNow, StopRequests
@@ -60,11 +60,7 @@ def map_run_identity(job: MapJob, run_id: str) -> tuple[str, RecordIdentity]:
     sm = job.state_machine_name
     map_name = job.map_name
     map_run_arn = f"arn:aws:states:{region}:{account}:mapRun:{sm}/{map_name}:{run_id}"
-    ident = RecordIdentity(
-        execution_arn_prefix=f"arn:aws:states:{region}:{account}:execution:{sm}/{map_name}:",
-        state_machine_arn=f"arn:aws:states:{region}:{account}:stateMachine:{sm}/{map_name}",
-        name_prefix=f"{run_id[:8]}-",
-    )
+    ident = child_identity(region, account, sm, map_name, run_id, job.processor.execution_type)
     return map_run_arn, ident
 
 
@@ -201,7 +197,10 @@ class Coordinator:
         rc = job.item_reader
         start = iso_now()
         name = self.run_id
-        parent_arn = self.identity.execution_arn_prefix.rsplit("/", 1)[0]
+        # the map run's own execution is a Standard one, whatever its children's ExecutionType
+        parent_arn = self.identity.state_machine_arn.rsplit("/", 1)[0].replace(
+            ":stateMachine:", ":execution:"
+        )
         context = {
             "Execution": {
                 "Id": f"{parent_arn}:{name}",

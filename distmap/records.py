@@ -9,9 +9,10 @@ One record per child execution (one item, or one ItemBatcher batch)::
      "StartDate": "2026-11-25T10:00:00.000Z", "StateMachineArn": "...",
      "Status": "SUCCEEDED", "StopDate": "2026-11-25T10:00:00.004Z"}
 
-FAILED records carry ``Error`` and ``Cause`` instead of ``Output`` (the cause passed through
-``mask_cause``: the batch executor gives ``distmap.storage.redact``, which masks credentials,
-unless masking is off); PENDING records (items never run) carry only the identity and the input. Records are built from pre-encoded byte pieces: the
+FAILED records carry ``Error`` and ``Cause`` instead of ``Output`` (``"Status": "TIMED_OUT"`` for
+``States.Timeout``; the cause passed through ``mask_cause``: the batch executor gives
+``distmap.storage.redact``, which masks credentials, unless masking is off); PENDING records
+(items never run) carry only the identity and the input. Records are built from pre-encoded byte pieces: the
 encoder runs once per item on the worker, and the coordinator only concatenates bytes.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -87,6 +89,52 @@ class RecordIdentity:
     state_machine_arn: str
     name_prefix: str
     """Names are ``<name_prefix><index>``: stable for an item across retries, resumes and redrives."""
+    express_id_prefix: str | None = None
+    """EXPRESS children only: their ARNs end with ``:<uuid>`` (AWS's Express execution ARN form),
+    the uuid being this prefix (24 characters) and the index in 12 hex digits."""
+
+
+EXECUTION_TYPES = ("STANDARD", "EXPRESS")
+
+
+def child_identity(
+    region: str,
+    account: str,
+    state_machine: str,
+    map_name: str,
+    run_id: str,
+    execution_type: str = "STANDARD",
+) -> RecordIdentity:
+    """The ARNs of a map run's child executions, by ``ItemProcessor.ProcessorConfig.ExecutionType``.
+
+    * STANDARD: ``arn:aws:states:<region>:<account>:execution:<machine>/<map>:<name>``, as AWS's
+      ResultWriter documentation shows it;
+    * EXPRESS: ``arn:aws:states:<region>:<account>:express:<machine>/<map>:<name>:<uuid>``, the
+      form of AWS's Express execution ARNs (AWS does not document it for Map children). The uuid
+      is derived from the run id and the index, so an item keeps it across re-runs.
+    """
+    express = execution_type == "EXPRESS"
+    kind = "express" if express else "execution"
+    return RecordIdentity(
+        execution_arn_prefix=f"arn:aws:states:{region}:{account}:{kind}:{state_machine}/{map_name}:",
+        state_machine_arn=f"arn:aws:states:{region}:{account}:stateMachine:{state_machine}/{map_name}",
+        name_prefix=f"{run_id[:8]}-",
+        express_id_prefix=_uuid_prefix(run_id) if express else None,
+    )
+
+
+def _uuid_prefix(run_id: str) -> str:
+    try:
+        base = uuid.UUID(run_id)
+    except ValueError:
+        base = uuid.uuid5(uuid.NAMESPACE_URL, "distmap:" + run_id)
+    return str(base)[:24]
+
+
+TIMED_OUT_ERROR = "States.Timeout"
+"""The error of a child that timed out: its record's Status is TIMED_OUT. The batch executor
+counts the same error in ``timedOut``, so the files agree with the counts; such records go to
+the FAILED files, as AWS's documentation says."""
 
 
 class RecordEncoder:
@@ -105,6 +153,7 @@ class RecordEncoder:
         self.dates = date_formatter()
         self._arn = b'{"ExecutionArn":' + b'"' + ident.execution_arn_prefix.encode()
         self._name_prefix = ident.name_prefix.encode()
+        self._express = ident.express_id_prefix.encode() if ident.express_id_prefix else None
         sm = quote(ident.state_machine_arn)
         self._after_input = b',"InputDetails":{"Included":true},"Name":"'
         self._ok_mid = b'","Output":'
@@ -116,6 +165,7 @@ class RecordEncoder:
         self._fail_tail = b',"RedriveCount":0,"RedriveStatus":"REDRIVABLE","StartDate":'
         self._sm_ok = b',"StateMachineArn":' + sm + b',"Status":"SUCCEEDED","StopDate":'
         self._sm_fail = b',"StateMachineArn":' + sm + b',"Status":"FAILED","StopDate":'
+        self._sm_timed_out = b',"StateMachineArn":' + sm + b',"Status":"TIMED_OUT","StopDate":'
         self._succeeded = self.succeeded_fn()
 
     def name(self, index: int) -> bytes:
@@ -135,6 +185,20 @@ class RecordEncoder:
         join = b"".join
         dumps = _dumps
         date = self.dates
+        express = self._express
+        if express is not None:
+
+            def succeeded_express(
+                index: int, input_json: bytes, output_json: bytes, start: float, stop: float
+            ) -> bytes:
+                name = b"%s%010d" % (name_prefix, index)
+                return join((
+                    arn, name, b":%s%012x" % (express, index), b'","Input":', dumps(input_json.decode()),
+                    after_input, name, ok_mid, dumps(output_json.decode()), ok_tail, date(start), sm_ok,
+                    date(stop), b"}",
+                ))  # fmt: skip
+
+            return succeeded_express
 
         def succeeded(index: int, input_json: bytes, output_json: bytes, start: float, stop: float) -> bytes:
             name = b"%s%010d" % (name_prefix, index)
@@ -156,7 +220,12 @@ class RecordEncoder:
     def _head(self, index: int, input_json: bytes) -> tuple[bytes, ...]:
         """The pieces every record starts with: ExecutionArn, Input, InputDetails, Name."""
         name = self.name(index)
-        return (self._arn, name, b'","Input":', quote(input_json.decode()), self._after_input, name)
+        arn = name if self._express is None else b":".join((name, self.express_id(index)))
+        return (self._arn, arn, b'","Input":', quote(input_json.decode()), self._after_input, name)
+
+    def express_id(self, index: int) -> bytes:
+        """The uuid ending an EXPRESS child's ARN."""
+        return b"%s%012x" % (self._express, index)
 
     def failed(
         self, index: int, input_json: bytes, error: str, cause: str, start: float, stop: float
@@ -167,7 +236,7 @@ class RecordEncoder:
         return b"".join((
             *self._head(index, input_json),
             self._fail_mid, quote(error), b',"Cause":', quote(cause), self._fail_tail,
-            d(start), self._sm_fail, d(stop), b"}",
+            d(start), self._sm_fail if error != TIMED_OUT_ERROR else self._sm_timed_out, d(stop), b"}",
         ))  # fmt: skip
 
     def pending(self, index: int, input_json: bytes) -> bytes:

@@ -63,3 +63,39 @@ def batch_ids(params: dict[str, Any]) -> Any:
 def nan_result(event: Any) -> Any:
     """A Task result holding Infinity (JSON cannot hold it)."""
     return {"ratio": float("inf")}
+
+
+def with_pid(params: dict[str, Any]) -> Any:
+    """The input plus the id of the process running this Task (nested-map tests)."""
+    import os
+
+    return {**params, "pid": os.getpid()}
+
+
+def double_with_pid(params: Any) -> Any:
+    """``value * 2`` and the id of the process running this Task."""
+    import os
+
+    return {"value": double(params), "pid": os.getpid()}
+
+
+def mark(params: dict[str, Any]) -> Any:
+    """Appends a line to ``params['dir']/<params['key']>`` (a side effect counted by the tests);
+    returns the input."""
+    with open(Path(params["dir"]) / str(params["key"]), "a") as fh:
+        fh.write("ran\n")
+    return params
+
+
+def kill_worker_once(params: dict[str, Any]) -> Any:
+    """SIGKILLs the process running it the first time it sees ``params['key'] == params['victim']``
+    (a marker file in ``params['dir']`` remembers it), like an OOM kill; else returns the input."""
+    import os
+    import signal
+
+    if params["key"] == params["victim"]:
+        marker = Path(params["dir"]) / "killed"
+        if not marker.exists():
+            marker.write_text("once")
+            os.kill(os.getpid(), signal.SIGKILL)
+    return params

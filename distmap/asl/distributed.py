@@ -16,21 +16,28 @@ local or Ray, with the engine's batching. Outputs, as AWS returns them:
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import tempfile
+import threading
+import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from distmap.asl import path_values
+from distmap.asl.execution_types import DEADLINE_HORIZON, child_limits, inherit_limits, timed_out
+from distmap.asl.machine import ExecutionTimedOut
 from distmap.asl.resources import Resources
 from distmap.config.fields import Fields
 from distmap.config.parse import parse_job
 from distmap.dataflow.jsonpath import compile_query
 from distmap.dataflow.templates import compile_payload
 from distmap.errors import ConfigError, StatesError
+from distmap.executors.worker_context import current_worker
 
 if TYPE_CHECKING:
     from distmap.asl.machine import MapState, Run
@@ -41,7 +48,8 @@ WRITER_RESOURCES = ("arn:aws:states:::s3:putObject",)
 
 class ChildMachine:
     """The ItemProcessor of a DISTRIBUTED Map as an item function: picklable (the definition and
-    the resources travel, the compiled machine is rebuilt once per worker)."""
+    the resources travel, the compiled machine is rebuilt once per worker). Each call is one child
+    execution, held to its ExecutionType's limit (``execution_types.py``)."""
 
     def __init__(self, definition: Mapping[str, Any], resources: Resources, run_info: dict[str, Any]) -> None:
         self.definition = dict(definition)
@@ -62,17 +70,60 @@ class ChildMachine:
 
     def __call__(self, item: Any) -> Any:
         if self._machine is None:
-            from distmap.asl.machine import Run, StateMachine
+            self._setup()
+        limit = self._limit
+        if limit is None:
+            return self._machine.run(item, self._run)
+        start = time.monotonic()
+        # a deadline also cuts a running Task, Wait or nested map short; the execution that
+        # started this map may have one too (its TimeoutSeconds, or its own ExecutionType limit)
+        deadline = start + limit if limit <= DEADLINE_HORIZON else None
+        outer = self.run_info.get("outer_deadline")
+        if outer is not None:
+            deadline = min(deadline or math.inf, start + outer - time.time())
+        run = (
+            self._run if deadline is None else replace(self._run, deadline=deadline, cancel=threading.Event())
+        )
+        try:
+            out = self._machine.run(item, run)
+        except ExecutionTimedOut:
+            if time.monotonic() - start < limit:
+                raise StatesError("States.Timeout", OUTER_TIMED_OUT) from None
+            raise timed_out(self._type, limit) from None
+        except StatesError:
+            if time.monotonic() - start > limit:  # it ended past its limit, whatever failed
+                raise timed_out(self._type, limit) from None
+            raise
+        if time.monotonic() - start > limit:
+            raise timed_out(self._type, limit)
+        return out
 
-            self._machine = StateMachine.parse(self.definition, where="ItemProcessor")
+    def _setup(self) -> None:
+        """Build the machine once per worker (under a lock: lanes may call at the same time)."""
+        from distmap.asl.machine import Run, StateMachine
+
+        with _SETUP_LOCK:
+            if self._machine is not None:
+                return
+            self._type = self.run_info.get("execution_type", "STANDARD")
+            limits = self.run_info.get("limits")
+            if limits is not None and current_worker() is not None:
+                # a worker serves one map run: maps nested in its children use the same limits
+                inherit_limits(limits)
+            self._limit = None if limits is None else limits[self._type]
             # one Run per worker: the child executions share nothing that changes per item
             self._run = Run(
                 execution=self.run_info["execution"],
                 state_machine=self.run_info["state_machine"],
                 resources=self.resources,
-                backend="local",
+                # a DISTRIBUTED Map inside this child runs in this worker (executors/shared.py)
+                backend=self.run_info.get("backend", "local"),
             )
-        return self._machine.run(item, self._run)
+            self._machine = StateMachine.parse(self.definition, where="ItemProcessor")
+
+
+_SETUP_LOCK = threading.Lock()
+OUTER_TIMED_OUT = "the child execution was stopped: the execution running its Map state timed out"
 
 
 # --------------------------------------------------------------------------- validation
@@ -227,7 +278,7 @@ def _resolve_batcher(state: str, batcher: Any, effective: Any, ctx: Any, static_
 
 def run_distributed_map(state: MapState, effective: Any, ctx: dict[str, Any], run: Run) -> Any:
     from distmap.coordinator import Coordinator
-    from distmap.executors import make_executor
+    from distmap.executors.shared import executor_for_map
 
     job = _job_mapping(state, effective, ctx)
     scratch = None
@@ -251,21 +302,31 @@ def run_distributed_map(state: MapState, effective: Any, ctx: dict[str, Any], ru
                 "Destination": str(scratch / "results"),
                 "WriterConfig": {"OutputType": "JSONL", "Transformation": "NONE"},
             }
-        max_conc = state.max_concurrency_for(effective, ctx)
+        executor, default_lanes = executor_for_map(run.backend, run.executor_options)
+        max_conc = state.max_concurrency_for(effective, ctx) or default_lanes
         if max_conc:
             job["MaxConcurrency"] = max_conc
         job["StateMachineName"] = run.state_machine["Name"]
         job["Label"] = state.label or state.name
         job["Input"] = effective
         mj = parse_job(job)
+        remaining = run.remaining()
         child = ChildMachine(
             state.processor_definition,
             run.resources,
-            {"execution": run.execution, "state_machine": run.state_machine},
+            {
+                "execution": run.execution,
+                "state_machine": run.state_machine,
+                "backend": run.backend,
+                "execution_type": state.execution_type,
+                "limits": child_limits(),
+                "outer_deadline": None if remaining is None else time.time() + remaining,
+            },
         )
-        mj = _with_function(mj, child)
-        executor = make_executor(run.backend, **run.executor_options)
-        result = Coordinator(mj, executor, handle_signals=False, mask_causes=run.mask_causes).run()
+        mj = replace(mj, processor=replace(mj.processor, function=child, execution_type=state.execution_type))
+        result = _run_until_deadline(
+            Coordinator(mj, executor, handle_signals=False, mask_causes=run.mask_causes), run
+        )
         if result.status != "SUCCEEDED":
             raise StatesError(
                 result.error or "States.Runtime", result.cause or f"the map run {result.status}"
@@ -281,10 +342,24 @@ def run_distributed_map(state: MapState, effective: Any, ctx: dict[str, Any], ru
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _with_function(job: Any, fn: Any) -> Any:
-    from dataclasses import replace
-
-    return replace(job, processor=replace(job.processor, function=fn))
+def _run_until_deadline(coordinator: Any, run: Run) -> Any:
+    """Run the map run; at the execution's deadline (its TimeoutSeconds, or the ExecutionType
+    limit of the child it runs in) stop it, as Ctrl-C would (its unfinished items are PENDING),
+    and end the execution TIMED_OUT. On the in-process executor (a map inside a worker) the stop
+    takes effect once the running chunk is done."""
+    remaining = run.remaining()
+    if remaining is None:
+        return coordinator.run()
+    timer = threading.Timer(remaining, coordinator.request_abort)
+    timer.daemon = True
+    timer.start()
+    try:
+        result = coordinator.run()
+    finally:
+        timer.cancel()
+    if run.remaining() == 0:  # stopped, or its children were (they share the deadline)
+        raise ExecutionTimedOut()
+    return result
 
 
 def _collect_outputs(manifest_path: Path, transformation: str) -> list[Any]:

@@ -36,7 +36,7 @@ from distmap.dataflow.templates import compile_payload
 from distmap.dataflow.values import NOT_JSON, NotJson, check_finite
 from distmap.errors import ConfigError, Runtime, StatesError, as_states_error, error_matches
 from distmap.names import name_problem
-from distmap.records import iso_now
+from distmap.records import EXECUTION_TYPES, iso_now
 from distmap.retry import RetryPolicy
 
 STATE_TYPES = ("Pass", "Task", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map")
@@ -598,6 +598,13 @@ class MapState(_Worker):
         extra = set(config) - {"Mode", "ExecutionType"}
         if extra:
             raise f.error(f"{key}.ProcessorConfig", f"unknown field {sorted(extra)[0]!r}")
+        # AWS requires ExecutionType with Mode DISTRIBUTED; distmap defaults it to STANDARD
+        self.execution_type = config.get("ExecutionType", "STANDARD")
+        if self.execution_type not in EXECUTION_TYPES:
+            raise f.error(
+                f"{key}.ProcessorConfig.ExecutionType",
+                f"must be STANDARD or EXPRESS, got {self.execution_type!r}",
+            )
         processor = {k: v for k, v in proc.items() if k != "ProcessorConfig"}
         self.processor_definition = processor
         self.processor = StateMachine.parse(processor, where=f.sub(key), source=f.source)

@@ -76,6 +76,9 @@ class ProcessorConfig:
     timeout_seconds: float | None = None
     retry: tuple[RetrierConfig, ...] = ()
     catch: tuple[CatcherConfig, ...] = ()
+    execution_type: str = "STANDARD"
+    """``ProcessorConfig.ExecutionType`` of a state machine's DISTRIBUTED Map (STANDARD or
+    EXPRESS): the form of the children's ARNs (``records.child_identity``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from typing import Any
 from distmap.config.model import MapJob
 from distmap.executors.base import Completed, Completion, Crashed, WorkerInitError
 from distmap.executors.wire import recv_msg, send_msg, socket_pair
+from distmap.executors.worker_context import enter_worker
 from distmap.memory import tune_allocator
 from distmap.processor import BatchProcessor, Chunk, ChunkResult, RunSpec
 from distmap.readers.base import RawBlock
@@ -88,6 +89,7 @@ def _worker_main(sock: socket.socket, spec: RunSpec) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # blocked by _spawn around the fork
     _die_with_parent()
+    enter_worker("local")  # a DISTRIBUTED Map inside a child workflow runs in this process
     tune_allocator()  # spawned (not forked) workers need it too
     try:
         proc = BatchProcessor(spec)

@@ -29,10 +29,12 @@ class ChunkWorker:
             allow(module)
         import ray
 
+        from distmap.executors.worker_context import enter_worker
         from distmap.memory import tune_allocator
         from distmap.processor import BatchProcessor
 
         tune_allocator()
+        enter_worker("ray")  # a DISTRIBUTED Map inside a child workflow runs in this actor
         self.node_id = ray.get_runtime_context().get_node_id()
         self.error: str | None = None
         self.proc: Any = None
