@@ -9,8 +9,10 @@ One record per child execution (one item, or one ItemBatcher batch)::
      "StartDate": "2026-11-25T10:00:00.000Z", "StateMachineArn": "...",
      "Status": "SUCCEEDED", "StopDate": "2026-11-25T10:00:00.004Z"}
 
-FAILED records carry ``Error`` and ``Cause`` instead of ``Output``; PENDING records (items never
-run) carry only the identity and the input. Records are built from pre-encoded byte pieces: the
+FAILED records carry ``Error`` and ``Cause`` instead of ``Output``; a child that ran past
+TimeoutSeconds has a FAILED-file record too (AWS writes failed, timed-out and aborted children to
+``FAILED_n.json``), with ``"Status": "TIMED_OUT"`` and ``Error: States.Timeout``. PENDING records
+(items never run) carry only the identity and the input. Records are built from pre-encoded byte pieces: the
 encoder runs once per item on the worker, and the coordinator only concatenates bytes.
 """
 
@@ -97,6 +99,7 @@ class RecordEncoder:
         self._fail_tail = b',"RedriveCount":0,"RedriveStatus":"REDRIVABLE","StartDate":'
         self._sm_ok = b',"StateMachineArn":' + sm + b',"Status":"SUCCEEDED","StopDate":'
         self._sm_fail = b',"StateMachineArn":' + sm + b',"Status":"FAILED","StopDate":'
+        self._sm_timed_out = b',"StateMachineArn":' + sm + b',"Status":"TIMED_OUT","StopDate":'
         self._succeeded = self.succeeded_fn()
 
     def name(self, index: int) -> bytes:
@@ -140,13 +143,23 @@ class RecordEncoder:
         return (self._arn, name, b'","Input":', quote(input_json.decode()), self._after_input, name)
 
     def failed(
-        self, index: int, input_json: bytes, error: str, cause: str, start: float, stop: float
+        self,
+        index: int,
+        input_json: bytes,
+        error: str,
+        cause: str,
+        start: float,
+        stop: float,
+        *,
+        timed_out: bool = False,
     ) -> bytes:
+        """A record for the FAILED files: ``Status`` FAILED, or TIMED_OUT for a child execution
+        stopped at TimeoutSeconds. Both are REDRIVABLE, like AWS's failed and timed-out executions."""
         d = self.dates
         return b"".join((
             *self._head(index, input_json),
             self._fail_mid, quote(error), b',"Cause":', quote(cause), self._fail_tail,
-            d(start), self._sm_fail, d(stop), b"}",
+            d(start), self._sm_timed_out if timed_out else self._sm_fail, d(stop), b"}",
         ))  # fmt: skip
 
     def pending(self, index: int, input_json: bytes) -> bytes:
