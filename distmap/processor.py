@@ -581,59 +581,66 @@ class BatchProcessor:
                         continue
                     lane.abandoned = True
                     lane.current = None
-                delay = self._after_timeout(ex, abandoned=True)
-                if delay is None:
-                    board.finish_one(ex)
-                else:
-                    board.push_retry(ex, time.monotonic() + delay)
+                self._end_attempt(board, ex, self._after_timeout(ex, abandoned=True))
                 board.spawn(self._lane_main)
         return wake
 
     def _lane_main(self, board: _LaneBoard, lane: _Lane) -> None:
-        fn = self.fn
-        try:
-            while not lane.abandoned:
-                item = board.take()
-                if item is None:
+        while True:
+            try:
+                self._lane_loop(board, lane)
+                return
+            except _AlarmTimeout:
+                # The watchdog's interrupt landed between the attempt's end and the lane leaving
+                # it (say while the function's own exception was being handled). Only one is
+                # sent per attempt, so none can land here: finish the attempt as timed out.
+                cur = lane.current
+                if cur is None:  # it was left already (cannot happen): the lane goes on
+                    continue
+                ex = cur[0]
+                abandoned, _ = _leave_attempt(board, lane, cur[2])
+                if abandoned:
                     return
-                ex, ready_at = item
-                wait = ready_at - time.monotonic()
-                if wait > 0:
-                    self.sleep(wait)
-                if ex.start == 0.0:
-                    ex.start = time.time()
-                attempt = next(_ATTEMPTS)
-                try:
-                    lane.current = (ex, time.monotonic(), attempt)
-                    out = fn(ex.input)
-                    with board.lock:
-                        lane.current = None
-                        if lane.abandoned:
-                            return
-                        # the interrupt came, but the function swallowed it and returned late
-                        late = lane.interrupted == attempt
-                    if not late:
-                        ex.outcome = ("ok", out)
-                        board.finish_one(ex)
-                        continue
-                    delay = self._after_timeout(ex)
-                except BaseException as exc:
-                    with board.lock:
-                        lane.current = None
-                        if lane.abandoned:
-                            return
-                    if isinstance(exc, _AlarmTimeout):
-                        delay = self._after_timeout(ex)
-                    else:
-                        error, cause = _classify(exc)
-                        delay = self._after_failure(ex, error, cause)
-                if delay is None:
-                    board.finish_one(ex)
-                else:
-                    board.push_retry(ex, time.monotonic() + delay)
-        except _AlarmTimeout:
-            # a late watchdog interrupt landed outside an item: this lane is done
-            return
+                self._end_attempt(board, ex, self._after_timeout(ex))
+
+    def _lane_loop(self, board: _LaneBoard, lane: _Lane) -> None:
+        fn = self.fn
+        while not lane.abandoned:
+            item = board.take()
+            if item is None:
+                return
+            ex, ready_at = item
+            wait = ready_at - time.monotonic()
+            if wait > 0:
+                self.sleep(wait)
+            if ex.start == 0.0:
+                ex.start = time.time()
+            attempt = next(_ATTEMPTS)
+            result: Any
+            try:
+                lane.current = (ex, time.monotonic(), attempt)
+                result = ("ok", fn(ex.input))
+            except BaseException as exc:
+                result = exc
+            abandoned, interrupted = _leave_attempt(board, lane, attempt)
+            if abandoned:  # the watchdog has recorded the timeout; the result is ignored
+                return
+            if interrupted or isinstance(result, _AlarmTimeout):
+                # interrupted at the deadline (even if the function swallowed the interrupt)
+                self._end_attempt(board, ex, self._after_timeout(ex))
+            elif isinstance(result, BaseException):
+                error, cause = _classify(result)
+                self._end_attempt(board, ex, self._after_failure(ex, error, cause))
+            else:
+                ex.outcome = result
+                board.finish_one(ex)
+
+    @staticmethod
+    def _end_attempt(board: _LaneBoard, ex: _Execution, delay: float | None) -> None:
+        if delay is None:
+            board.finish_one(ex)
+        else:
+            board.push_retry(ex, time.monotonic() + delay)
 
     # ------------------------------------------------------------------ asyncio
     def _run_async(self, executions: list[_Execution]) -> None:
@@ -825,6 +832,27 @@ def _async_raise(thread: threading.Thread, exc_type: type[BaseException]) -> Non
     if thread.ident is None:
         return
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(exc_type))
+
+
+def _leave_attempt(board: _LaneBoard, lane: _Lane, attempt: int) -> tuple[bool, bool]:
+    """End a lane's attempt: returns (abandoned by the watchdog, interrupted by it).
+
+    The watchdog interrupts only while the lane is inside the attempt (``lane.current`` set,
+    checked under ``board.lock``), and the interrupt lands at the thread's next bytecode: inside
+    the function, or on the way here. So the lane leaves under the lock and, if it was
+    interrupted, cancels an interrupt still pending; from then on none can land."""
+    interrupted = False
+    while True:
+        try:
+            with board.lock:
+                lane.current = None
+                if lane.interrupted == attempt:
+                    interrupted = True
+                    # NULL clears this thread's pending async exception, if any
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(threading.get_ident()), None)
+                return lane.abandoned, interrupted
+        except _AlarmTimeout:  # the interrupt landed on the way out: leave again
+            interrupted = True
 
 
 @dataclass(slots=True, eq=False)

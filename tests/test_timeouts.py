@@ -10,6 +10,7 @@ Most runs use the real coordinator, readers, batch executor and writer on the in
 from __future__ import annotations
 
 import json
+import random
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -276,3 +277,30 @@ def test_local_backend_workers_time_out_on_time(tmp_path, fn, concurrency):
     assert input_id(rec) == 5 and rec["Status"] == "TIMED_OUT" and rec["Error"] == "States.Timeout"
     assert rec["Cause"].startswith("the item did not finish within TimeoutSeconds (1 s)")
     assert on_time(seconds(rec)), seconds(rec)
+
+
+@pytest.mark.timeout(60)
+def test_items_ending_right_at_their_deadline_are_each_recorded_once(tmp_path):
+    """Items that return, raise or stay blocked right around the deadline race the watchdog's
+    interrupt; each still ends exactly once (SUCCEEDED, FAILED or TIMED_OUT) and the run ends."""
+    rng = random.Random(13)
+    rows = [
+        {"id": i, "s": rng.uniform(0.04, 0.06), "how": rng.choice(["sleep", "loop", "raise"])}
+        for i in range(80)
+    ]
+    spec = job(
+        tmp_path,
+        "near_deadline",
+        rows,
+        TimeoutSeconds=0.05,
+        Retry=[{"ErrorEquals": ["States.Timeout"], "IntervalSeconds": 0.01, "MaxAttempts": 1}],
+        MaxConcurrency=8,
+        ToleratedFailurePercentage=100,
+    )
+    res = run_inline(spec)
+    out = load_results(res)
+    c = res.item_counts
+    assert sorted(input_id(r) for r in out["SUCCEEDED"] + out["FAILED"]) == list(range(80))
+    assert c.succeeded + c.failed + c.timed_out == 80 and c.results_written == 80
+    assert c.timed_out == sum(r["Status"] == "TIMED_OUT" for r in out["FAILED"])
+    assert c.failed == sum(r["Status"] == "FAILED" and r["Error"] == "ValueError" for r in out["FAILED"])

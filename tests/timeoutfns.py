@@ -63,3 +63,17 @@ def raise_states_timeout(item: dict[str, Any]) -> Any:
     if item.get("block"):
         raise Timeout(cause="the task did not finish within 1 seconds")
     return {"id": item["id"]}
+
+
+def near_deadline(item: dict[str, Any]) -> Any:
+    """Ends about ``s`` seconds in, by sleeping (C), looping (Python) or raising, per ``how``."""
+    end = time.monotonic() + item["s"]
+    how = item["how"]
+    if how == "sleep":
+        time.sleep(item["s"])
+    else:
+        while time.monotonic() < end:
+            pass
+        if how == "raise":
+            raise ValueError(f"item {item['id']} raised at its deadline")
+    return {"id": item["id"]}
