@@ -709,6 +709,9 @@ class BatchProcessor:
         if done:
             return task.result()
         task.cancel()
+        # abandoned on purpose: if the loop goes away first (the processor is dropped), asyncio
+        # need not warn that the task was destroyed while pending
+        task._log_destroy_pending = False  # type: ignore[attr-defined]
         self._unwinding.add(task)
         task.add_done_callback(self._unwound)
         raise _AlarmTimeout()
