@@ -127,7 +127,7 @@ def timeout_cause(seconds: float, *, batch: bool = False, abandoned: bool = Fals
     what = "batch" if batch else "item"
     cause = f"the {what} did not finish within TimeoutSeconds ({seconds:g} s)"
     if abandoned:
-        cause += "; it was blocked outside Python and could not be interrupted (its thread was left running)"
+        cause += "; it did not stop when interrupted (code blocked outside Python cannot), so its thread was left running"
     return cause
 
 
