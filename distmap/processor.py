@@ -697,17 +697,30 @@ class BatchProcessor:
     async def _async_attempt_with_deadline(self, ex: _Execution) -> Any:
         """One attempt, stopped at TimeoutSeconds: the attempt's task is cancelled and left to
         unwind on its own (``asyncio.wait_for`` would wait for its cleanup, however long that
-        takes), and ``_AlarmTimeout`` is raised at the deadline."""
+        takes), and ``_AlarmTimeout`` is raised at the deadline. As lean as ``wait_for``: a
+        waiter released by the task's end or by the deadline timer, whichever comes first."""
         import asyncio
 
-        task = asyncio.ensure_future(self.fn(ex.input))
+        loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(self.fn(ex.input), loop=loop)
+        waiter = loop.create_future()
+
+        def release(_: Any = None) -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        timer = loop.call_later(self.timeout, release)
+        task.add_done_callback(release)
         try:
-            done, _ = await asyncio.wait((task,), timeout=self.timeout)
+            await waiter
         except asyncio.CancelledError:
             task.cancel()
             raise
-        if done:
+        finally:
+            timer.cancel()
+        if task.done():
             return task.result()
+        task.remove_done_callback(release)
         task.cancel()
         # abandoned on purpose: if the loop goes away first (the processor is dropped), asyncio
         # need not warn that the task was destroyed while pending
