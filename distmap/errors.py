@@ -95,7 +95,9 @@ class TaskFailed(StatesError):
 
 
 class Timeout(StatesError):
-    """An item ran longer than ``TimeoutSeconds``."""
+    """An execution was stopped at a time limit (TimeoutSeconds, an ExecutionType's limit): its
+    status is TIMED_OUT, it counts in ``timedOut``. A plain ``StatesError("States.Timeout")``
+    raised by user code (a Task that timed out inside a child) is an ordinary failure: FAILED."""
 
     error_name = "States.Timeout"
 

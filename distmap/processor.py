@@ -10,9 +10,16 @@ Concurrency inside one worker (``lanes``, from MaxConcurrency):
 * sync function, 1 lane, no timeout: a plain loop in the worker's main thread (fastest);
 * sync function, 1 lane, TimeoutSeconds: same loop, timed out with ``SIGALRM``;
 * sync function, N lanes: N threads pull executions from the chunk; a watchdog in the calling
-  thread times out overdue attempts, and abandons a lane stuck in C code (its late result is
-  discarded) so a hung item never stalls the run;
-* ``async def`` function: N tasks on one event loop, timed out with ``asyncio.wait_for``.
+  thread sleeps until the earliest attempt deadline, interrupts an overdue attempt, and abandons
+  its lane if it has not stopped ``ABANDON_GRACE`` later (blocked in C code; its late result is
+  discarded), so a hung item never stalls the run and times out on time;
+* ``async def`` function: N tasks on one event loop; an attempt past its deadline is cancelled
+  and left to unwind on its own (the item does not wait for its cleanup).
+
+An attempt stopped at TimeoutSeconds ends with ``Error: States.Timeout`` and the cause
+``timeout_cause`` gives; if no retrier or catcher takes it, the child execution is TIMED_OUT
+(counted in ``timedOut``, recorded in the FAILED files with ``"Status": "TIMED_OUT"``). An item
+function that raises States.Timeout itself (a child workflow's Task that timed out) FAILED.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from distmap.config.model import MapJob
 from distmap.dataflow.jsonpath import compile_result_path
 from distmap.dataflow.templates import compile_payload
 from distmap.dataflow.values import NOT_JSON, NotJson, check_finite
-from distmap.errors import ItemReaderFailed, StatesError, classify, error_matches
+from distmap.errors import ItemReaderFailed, StatesError, Timeout, classify, error_matches
 from distmap.imports import load_function
 from distmap.readers.base import DecodeSpec, RawBlock, decode_block
 from distmap.records import RecordEncoder, RecordIdentity
@@ -45,6 +52,13 @@ from distmap.retry import AttemptState, RetryPolicy
 from distmap.storage import redact
 
 _dumps = orjson.dumps
+
+#: How long an interrupted attempt gets to leave Python code before the watchdog abandons its
+#: lane (it is blocked in C code). A thread running Python gets the exception within the GIL's
+#: switch interval (5 ms), a few of them when many threads are busy.
+ABANDON_GRACE = 0.05
+#: The longest the lane watchdog sleeps between scans, whatever the deadlines.
+WATCHDOG_MAX_SLEEP = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,9 +126,20 @@ class _AlarmTimeout(BaseException):
     ``except Exception`` cannot swallow it."""
 
 
+def timeout_cause(seconds: float, *, batch: bool = False, abandoned: bool = False) -> str:
+    """The ``Cause`` of a child execution stopped at TimeoutSeconds. (AWS records ``States.Timeout``
+    with no cause for a Task timeout; the cause field is shown to users, so distmap says what
+    happened.)"""
+    what = "batch" if batch else "item"
+    cause = f"the {what} did not finish within TimeoutSeconds ({seconds:g} s)"
+    if abandoned:
+        cause += "; it did not stop when interrupted (code blocked outside Python cannot), so its thread was left running"
+    return cause
+
+
 def _classify(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, _AlarmTimeout):
-        return "States.Timeout", ""
+        return "States.Timeout", "the item did not finish within TimeoutSeconds"
     return classify(exc)
 
 
@@ -135,7 +160,7 @@ class _Execution:
     state: AttemptState | None = None
     start: float = 0.0
     stop: float = 0.0
-    outcome: tuple | None = None  # ("ok", output) | ("fail", error, cause)
+    outcome: tuple | None = None  # ("ok", output) | ("fail" | "timeout", error, cause)
 
 
 class BatchProcessor:
@@ -155,6 +180,10 @@ class BatchProcessor:
             type(self.fn).__call__ if not inspect.isroutine(self.fn) else None
         )
         self.timeout = job.processor.timeout_seconds
+        if self.timeout is not None:
+            batch = job.item_batcher is not None
+            self.timeout_cause = timeout_cause(self.timeout, batch=batch)
+            self.abandoned_cause = timeout_cause(self.timeout, batch=batch, abandoned=True)
         self.policy = RetryPolicy(job.processor.retry)
         self.catchers = job.processor.catch
         self.selector = (
@@ -172,6 +201,8 @@ class BatchProcessor:
         self.async_sleep = async_sleep  # asyncio.sleep when None (asyncio is imported only if needed)
         self.lanes = max(1, spec.lanes)
         self._loop: Any = None
+        self._unwinding: set[Any] = set()
+        """Tasks of timed-out async attempts that have not finished unwinding."""
         self._retries = 0
         self._lock = threading.Lock()
 
@@ -331,7 +362,7 @@ class BatchProcessor:
             except BaseException as exc:
                 ex = _Execution(index, 1, value, line.strip(), start=start)
                 error, cause = _classify(exc)
-                delay = self._after_failure(ex, error, cause)
+                delay = self._after_failure(ex, error, cause, isinstance(exc, Timeout))
                 if delay is None:
                     ex.stop = now()
                     self._collect(ex, ok, bad, counts)
@@ -403,7 +434,7 @@ class BatchProcessor:
         return sep.join(recs), len(recs), record_ends(recs, len(sep)), error
 
     # ------------------------------------------------------------------ one attempt loop
-    def _finish_error(self, ex: _Execution, error: str, cause: str) -> None:
+    def _finish_error(self, ex: _Execution, error: str, cause: str, timed_out: bool = False) -> None:
         for c, put in zip(self.catchers, self.catch_setters, strict=True):
             if error_matches(error, c.error_equals):
                 try:
@@ -411,10 +442,16 @@ class BatchProcessor:
                 except StatesError as exc:  # States.ResultPathMatchFailure: cannot apply to this input
                     ex.outcome = ("fail", exc.error, exc.cause)
                 return
-        ex.outcome = ("fail", error, cause)
+        ex.outcome = ("timeout" if timed_out else "fail", error, cause)
 
-    def _after_failure(self, ex: _Execution, error: str, cause: str) -> float | None:
-        """Record a failed attempt; returns the delay before the next one, or None if final."""
+    def _after_timeout(self, ex: _Execution, *, abandoned: bool = False) -> float | None:
+        """``_after_failure`` for an attempt stopped at TimeoutSeconds."""
+        cause = self.abandoned_cause if abandoned else self.timeout_cause
+        return self._after_failure(ex, "States.Timeout", cause, timed_out=True)
+
+    def _after_failure(self, ex: _Execution, error: str, cause: str, timed_out: bool = False) -> float | None:
+        """Record a failed attempt; returns the delay before the next one, or None if final.
+        ``timed_out``: the attempt was stopped at TimeoutSeconds (not an error it raised)."""
         if self.policy:
             if ex.state is None:
                 ex.state = self.policy.new_state()
@@ -423,7 +460,7 @@ class BatchProcessor:
                 with self._lock:
                     self._retries += 1
                 return delay
-        self._finish_error(ex, error, cause)
+        self._finish_error(ex, error, cause, timed_out)
         return None
 
     def _attempt_inline(self, ex: _Execution) -> float | None:
@@ -446,9 +483,12 @@ class BatchProcessor:
             return None
         except KeyboardInterrupt:
             raise
+        except _AlarmTimeout:
+            return self._after_timeout(ex)
         except BaseException as exc:  # the user's error, whatever it is, fails the item
             error, cause = _classify(exc)
-        return self._after_failure(ex, error, cause)
+            timed_out = isinstance(exc, Timeout)
+        return self._after_failure(ex, error, cause, timed_out)
 
     def _run_inline(self, executions: list[_Execution]) -> None:
         """One lane in this thread. A failed attempt waiting for its retry does not block the
@@ -493,76 +533,109 @@ class BatchProcessor:
         for _ in range(n_lanes):
             board.spawn(self._lane_main)
         timeout = self.timeout
-        poll = 0.05 if timeout is None else max(0.005, min(0.05, timeout / 4))
-        while not board.all_done.wait(poll):
-            if timeout is None:
+        if timeout is None:
+            while not board.all_done.wait(WATCHDOG_MAX_SLEEP):
+                pass
+            return
+        wake = time.monotonic()
+        while not board.all_done.wait(max(0.0, wake - time.monotonic())):
+            wake = self._watch_lanes(board, timeout)
+
+    def _watch_lanes(self, board: _LaneBoard, timeout: float) -> float:
+        """One watchdog scan: interrupt attempts past their deadline, abandon lanes that did not
+        stop ``ABANDON_GRACE`` after their interrupt. Returns when to scan next: the earliest
+        deadline or grace end (an attempt starting after this scan ends later than any of them),
+        at most ``WATCHDOG_MAX_SLEEP`` away."""
+        now = time.monotonic()
+        wake = now + WATCHDOG_MAX_SLEEP
+        for lane in board.running_lanes():
+            cur = lane.current
+            if cur is None or lane.abandoned:
                 continue
-            now = time.monotonic()
-            for lane in board.running_lanes():
-                cur = lane.current
-                if cur is None or lane.abandoned:
-                    continue
-                ex, started, attempt = cur
-                overdue = now - started - timeout
-                if overdue < 0:
-                    continue
-                if lane.interrupted != attempt:
-                    with board.lock:
-                        # raise only while the lane is provably still inside this attempt: it
-                        # needs this lock to leave it, so the exception lands inside the attempt
-                        if lane.current is cur:
-                            lane.interrupted = attempt
-                            _async_raise(lane.thread, _AlarmTimeout)
-                elif overdue > max(0.5, timeout):
-                    # stuck in C code that never returns to Python: give up on this lane
+            ex, started, attempt = cur
+            deadline = started + timeout
+            if now < deadline:
+                wake = min(wake, deadline)
+                continue
+            if lane.interrupted != attempt:
+                with board.lock:
+                    # raise only while the lane is provably still inside this attempt: it
+                    # needs this lock to leave it, so the exception lands inside the attempt
+                    if lane.current is cur:
+                        lane.interrupted = attempt
+                        lane.interrupted_at = now
+                        _async_raise(lane.thread, _AlarmTimeout)
+                wake = min(wake, now + ABANDON_GRACE)
+            elif now < lane.interrupted_at + ABANDON_GRACE:
+                wake = min(wake, lane.interrupted_at + ABANDON_GRACE)
+            else:
+                # blocked in C code that does not return to Python: give up on this lane (its
+                # thread's late result is ignored) and start another one in its place
+                with board.lock:
+                    if lane.current is not cur:  # it left the attempt just now, on its own
+                        continue
                     lane.abandoned = True
-                    with board.lock:
-                        lane.current = None
-                    delay = self._after_failure(ex, "States.Timeout", "")
-                    if delay is None:
-                        board.finish_one(ex)
-                    else:
-                        board.push_retry(ex, time.monotonic() + delay)
-                    board.spawn(self._lane_main)
+                    lane.current = None
+                self._end_attempt(board, ex, self._after_timeout(ex, abandoned=True))
+                board.spawn(self._lane_main)
+        return wake
 
     def _lane_main(self, board: _LaneBoard, lane: _Lane) -> None:
-        fn = self.fn
-        try:
-            while not lane.abandoned:
-                item = board.take()
-                if item is None:
-                    return
-                ex, ready_at = item
-                wait = ready_at - time.monotonic()
-                if wait > 0:
-                    self.sleep(wait)
-                if ex.start == 0.0:
-                    ex.start = time.time()
-                attempt = next(_ATTEMPTS)
-                try:
-                    lane.current = (ex, time.monotonic(), attempt)
-                    out = fn(ex.input)
-                    with board.lock:
-                        lane.current = None
-                        if lane.abandoned:
-                            return
-                    ex.outcome = ("ok", out)
-                    board.finish_one(ex)
+        while True:
+            try:
+                self._lane_loop(board, lane)
+                return
+            except _AlarmTimeout:
+                # The watchdog's interrupt landed between the attempt's end and the lane leaving
+                # it (say while the function's own exception was being handled). Only one is
+                # sent per attempt, so none can land here: finish the attempt as timed out.
+                cur = lane.current
+                if cur is None:  # it was left already (cannot happen): the lane goes on
                     continue
-                except BaseException as exc:
-                    with board.lock:
-                        lane.current = None
-                        if lane.abandoned:
-                            return
-                    error, cause = _classify(exc)
-                delay = self._after_failure(ex, error, cause)
-                if delay is None:
-                    board.finish_one(ex)
-                else:
-                    board.push_retry(ex, time.monotonic() + delay)
-        except _AlarmTimeout:
-            # a late watchdog interrupt landed outside an item: this lane is done
-            return
+                ex = cur[0]
+                abandoned, _ = _leave_attempt(board, lane, cur[2])
+                if abandoned:
+                    return
+                self._end_attempt(board, ex, self._after_timeout(ex))
+
+    def _lane_loop(self, board: _LaneBoard, lane: _Lane) -> None:
+        fn = self.fn
+        while not lane.abandoned:
+            item = board.take()
+            if item is None:
+                return
+            ex, ready_at = item
+            wait = ready_at - time.monotonic()
+            if wait > 0:
+                self.sleep(wait)
+            if ex.start == 0.0:
+                ex.start = time.time()
+            attempt = next(_ATTEMPTS)
+            result: Any
+            try:
+                lane.current = (ex, time.monotonic(), attempt)
+                result = ("ok", fn(ex.input))
+            except BaseException as exc:
+                result = exc
+            abandoned, interrupted = _leave_attempt(board, lane, attempt)
+            if abandoned:  # the watchdog has recorded the timeout; the result is ignored
+                return
+            if interrupted or isinstance(result, _AlarmTimeout):
+                # interrupted at the deadline (even if the function swallowed the interrupt)
+                self._end_attempt(board, ex, self._after_timeout(ex))
+            elif isinstance(result, BaseException):
+                error, cause = _classify(result)
+                self._end_attempt(board, ex, self._after_failure(ex, error, cause, isinstance(result, Timeout)))
+            else:
+                ex.outcome = result
+                board.finish_one(ex)
+
+    @staticmethod
+    def _end_attempt(board: _LaneBoard, ex: _Execution, delay: float | None) -> None:
+        if delay is None:
+            board.finish_one(ex)
+        else:
+            board.push_retry(ex, time.monotonic() + delay)
 
     # ------------------------------------------------------------------ asyncio
     def _run_async(self, executions: list[_Execution]) -> None:
@@ -599,22 +672,63 @@ class BatchProcessor:
                 if self.timeout is None:
                     out = await self.fn(ex.input)
                 else:
-                    out = await asyncio.wait_for(self.fn(ex.input), self.timeout)
+                    out = await self._async_attempt_with_deadline(ex)
                 ex.outcome = ("ok", out)
                 return
-            except TimeoutError:
-                error, cause = "States.Timeout", ""
+            except _AlarmTimeout:
+                delay = self._after_timeout(ex)
             except asyncio.CancelledError:
                 raise
             except BaseException as exc:
                 error, cause = _classify(exc)
-            delay = self._after_failure(ex, error, cause)
+                delay = self._after_failure(ex, error, cause, isinstance(exc, Timeout))
             if delay is None:
                 return
             if delay > 0:
                 res = sleep(delay)
                 if inspect.isawaitable(res):
                     await res
+
+    async def _async_attempt_with_deadline(self, ex: _Execution) -> Any:
+        """One attempt, stopped at TimeoutSeconds: the attempt's task is cancelled and left to
+        unwind on its own (``asyncio.wait_for`` would wait for its cleanup, however long that
+        takes), and ``_AlarmTimeout`` is raised at the deadline. As lean as ``wait_for``: a
+        waiter released by the task's end or by the deadline timer, whichever comes first."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(self.fn(ex.input), loop=loop)
+        waiter = loop.create_future()
+
+        def release(_: Any = None) -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        timer = loop.call_later(self.timeout, release)
+        task.add_done_callback(release)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        finally:
+            timer.cancel()
+        if task.done():
+            return task.result()
+        task.remove_done_callback(release)
+        task.cancel()
+        # abandoned on purpose: if the loop goes away first (the processor is dropped), asyncio
+        # need not warn that the task was destroyed while pending
+        task._log_destroy_pending = False  # type: ignore[attr-defined]
+        self._unwinding.add(task)
+        task.add_done_callback(self._unwound)
+        raise _AlarmTimeout()
+
+    def _unwound(self, task: Any) -> None:
+        """A timed-out attempt's task finished unwinding: its result or error is ignored."""
+        self._unwinding.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved, so asyncio does not log it as never retrieved
 
     # ------------------------------------------------------------------ encoding
     def _encode(self, executions: list[_Execution], res: ChunkResult) -> None:
@@ -654,9 +768,10 @@ class BatchProcessor:
                 else:
                     ok.append(enc.succeeded(ex.index, input_json, out_json, start, stop))
                 return "succeeded"
-        _, error, cause = outcome
-        bad.append(enc.failed(ex.index, input_json, error, cause, start, stop))
-        return "timed_out" if error == "States.Timeout" else "failed"
+        kind, error, cause = outcome
+        timed_out = kind == "timeout"
+        bad.append(enc.failed(ex.index, input_json, error, cause, start, stop, timed_out=timed_out))
+        return "timed_out" if timed_out else "failed"
 
 
 def _not_json_cause(exc: Exception) -> str:
@@ -733,11 +848,35 @@ def _async_raise(thread: threading.Thread, exc_type: type[BaseException]) -> Non
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(exc_type))
 
 
+def _leave_attempt(board: _LaneBoard, lane: _Lane, attempt: int) -> tuple[bool, bool]:
+    """End a lane's attempt: returns (abandoned by the watchdog, interrupted by it).
+
+    The watchdog interrupts only while the lane is inside the attempt (``lane.current`` set,
+    checked under ``board.lock``), and the interrupt lands at the thread's next bytecode: inside
+    the function, or on the way here. So the lane leaves under the lock and, if it was
+    interrupted, cancels an interrupt still pending; from then on none can land."""
+    interrupted = False
+    while True:
+        try:
+            with board.lock:
+                lane.current = None
+                if lane.interrupted == attempt:
+                    interrupted = True
+                    # NULL clears this thread's pending async exception, if any
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(threading.get_ident()), None)
+                return lane.abandoned, interrupted
+        except _AlarmTimeout:  # the interrupt landed on the way out: leave again
+            interrupted = True
+
+
 @dataclass(slots=True, eq=False)
 class _Lane:
     thread: threading.Thread | None = None
     current: tuple | None = None
+    """(execution, monotonic start of the attempt, attempt number) while an attempt runs."""
     interrupted: int = 0
+    """The attempt the watchdog interrupted last, and when (monotonic)."""
+    interrupted_at: float = 0.0
     abandoned: bool = False
     busy: bool = True
     """True while the lane's thread is running it (pooled threads outlive their lanes)."""

@@ -9,9 +9,11 @@ One record per child execution (one item, or one ItemBatcher batch)::
      "StartDate": "2026-11-25T10:00:00.000Z", "StateMachineArn": "...",
      "Status": "SUCCEEDED", "StopDate": "2026-11-25T10:00:00.004Z"}
 
-FAILED records carry ``Error`` and ``Cause`` instead of ``Output`` (``"Status": "TIMED_OUT"`` for
-``States.Timeout``; the cause passed through ``mask_cause``: the batch executor gives
-``distmap.storage.redact``, which masks credentials, unless masking is off); PENDING records
+FAILED records carry ``Error`` and ``Cause`` instead of ``Output`` (the cause passed through
+``mask_cause``: the batch executor gives ``distmap.storage.redact``, which masks credentials,
+unless masking is off); a child that was stopped at a time limit (TimeoutSeconds, its
+ExecutionType's limit) has a FAILED-file record too (AWS writes failed, timed-out and aborted
+children to ``FAILED_n.json``), with ``"Status": "TIMED_OUT"`` and ``Error: States.Timeout``. PENDING records
 (items never run) carry only the identity and the input. Records are built from pre-encoded byte pieces: the
 encoder runs once per item on the worker, and the coordinator only concatenates bytes.
 """
@@ -131,12 +133,6 @@ def _uuid_prefix(run_id: str) -> str:
     return str(base)[:24]
 
 
-TIMED_OUT_ERROR = "States.Timeout"
-"""The error of a child that timed out: its record's Status is TIMED_OUT. The batch executor
-counts the same error in ``timedOut``, so the files agree with the counts; such records go to
-the FAILED files, as AWS's documentation says."""
-
-
 class RecordEncoder:
     """Encodes SUCCEEDED / FAILED / PENDING records for one map run."""
 
@@ -228,15 +224,25 @@ class RecordEncoder:
         return b"%s%012x" % (self._express, index)
 
     def failed(
-        self, index: int, input_json: bytes, error: str, cause: str, start: float, stop: float
+        self,
+        index: int,
+        input_json: bytes,
+        error: str,
+        cause: str,
+        start: float,
+        stop: float,
+        *,
+        timed_out: bool = False,
     ) -> bytes:
+        """A record for the FAILED files: ``Status`` FAILED, or TIMED_OUT for a child execution
+        stopped at TimeoutSeconds. Both are REDRIVABLE, like AWS's failed and timed-out executions."""
         d = self.dates
         if self.mask_cause is not None:
             cause = self.mask_cause(cause)
         return b"".join((
             *self._head(index, input_json),
             self._fail_mid, quote(error), b',"Cause":', quote(cause), self._fail_tail,
-            d(start), self._sm_fail if error != TIMED_OUT_ERROR else self._sm_timed_out, d(stop), b"}",
+            d(start), self._sm_timed_out if timed_out else self._sm_fail, d(stop), b"}",
         ))  # fmt: skip
 
     def pending(self, index: int, input_json: bytes) -> bytes:

@@ -317,7 +317,7 @@ def test_express_ids_for_any_run_id():
     ident = child_identity("eu-west-1", "111122223333", "sm", "M", "fixed-run-id", "EXPRESS")
     assert ident.execution_arn_prefix == "arn:aws:states:eu-west-1:111122223333:express:sm/M:"
     enc = RecordEncoder(ident)
-    rec = json.loads(enc.failed(7, b"{}", "States.Timeout", "late", 0.0, 1.0))
+    rec = json.loads(enc.failed(7, b"{}", "States.Timeout", "late", 0.0, 1.0, timed_out=True))
     name, child_uuid = rec["ExecutionArn"].rsplit(":", 2)[1:]
     assert name == rec["Name"] == "fixed-ru-0000000007"
     assert str(uuid.UUID(child_uuid)) == child_uuid and child_uuid.endswith("000000000007")

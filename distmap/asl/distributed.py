@@ -36,7 +36,7 @@ from distmap.config.fields import Fields
 from distmap.config.parse import parse_job
 from distmap.dataflow.jsonpath import compile_query
 from distmap.dataflow.templates import compile_payload
-from distmap.errors import ConfigError, StatesError
+from distmap.errors import ConfigError, StatesError, Timeout
 from distmap.executors.worker_context import current_worker
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ class ChildMachine:
             out = self._machine.run(item, run)
         except ExecutionTimedOut:
             if time.monotonic() - start < limit:
-                raise StatesError("States.Timeout", OUTER_TIMED_OUT) from None
+                raise Timeout(cause=OUTER_TIMED_OUT) from None
             raise timed_out(self._type, limit) from None
         except StatesError:
             if time.monotonic() - start > limit:  # it ended past its limit, whatever failed

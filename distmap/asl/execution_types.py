@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import os
 
-from distmap.errors import Runtime, StatesError
+from distmap.errors import Runtime, Timeout
 
 DEFAULT_LIMITS = {"EXPRESS": 300.0, "STANDARD": 365 * 24 * 3600.0}
 ENV_VARS = {"EXPRESS": "DISTMAP_EXPRESS_CHILD_SECONDS", "STANDARD": "DISTMAP_STANDARD_CHILD_SECONDS"}
@@ -56,10 +56,9 @@ def inherit_limits(limits: dict[str, float]) -> None:
     _inherited = dict(limits)
 
 
-def timed_out(execution_type: str, limit: float) -> StatesError:
+def timed_out(execution_type: str, limit: float) -> Timeout:
     """The error of a child that ran past its ExecutionType's limit (its status: TIMED_OUT)."""
-    return StatesError(
-        "States.Timeout",
-        f"the {execution_type} child execution did not finish within {limit:g} seconds "
+    return Timeout(
+        cause=f"the {execution_type} child execution did not finish within {limit:g} seconds "
         f"(the ExecutionType {execution_type} limit)",
     )
