@@ -75,3 +75,61 @@ def test_every_unit_has_a_layer():
     units.discard("__pycache__")
     for unit in units:
         _layer_of(unit)
+
+
+#: The state-machine interpreter (``distmap/asl``), lowest first. Type-only imports (under
+#: ``if TYPE_CHECKING:``) are not dependencies and are not checked.
+ASL_LAYERS: list[set[str]] = [
+    {"aws", "choice", "path_values", "execution_types"},
+    {"resources"},
+    {"lambdas", "callbacks"},
+    {"children"},
+    {"integrations"},
+    {"distributed"},
+    {"machine"},
+    {"execution"},
+    {"__init__"},
+]
+
+
+def _runtime_imports(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(), str(path))
+    type_only: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for sub in node.body:
+                type_only.update(id(n) for n in ast.walk(sub))
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("distmap.asl"):
+            names = (
+                [node.module]
+                if node.module != "distmap.asl"
+                else [f"distmap.asl.{a.name}" for a in node.names]
+            )
+            found.extend((node.lineno, n) for n in names)
+    return found
+
+
+ASL = sorted((PACKAGE / "asl").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", ASL, ids=lambda p: p.name)
+def test_the_state_machine_modules_read_top_down(path: Path):
+    """Inside distmap/asl no module imports one above it (no import cycle, lazy or not): the
+    lower ones get what they need from above passed in (``Run.run_child``, ``ChildMachine``'s
+    classes, ``Resources.parsed_machine``'s parser)."""
+
+    def layer(name: str) -> int:
+        for i, group in enumerate(ASL_LAYERS):
+            if name in group:
+                return i
+        raise AssertionError(f"distmap/asl/{name}.py is in no layer: add it to ASL_LAYERS")
+
+    mine = layer(path.stem)
+    for line, module in _runtime_imports(path):
+        other = module.split(".")[2]
+        if other != path.stem:
+            assert layer(other) < mine, f"asl/{path.name}:{line} imports {module}, a layer above"

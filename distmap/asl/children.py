@@ -61,10 +61,16 @@ def does_not_exist(params: Any) -> StatesError:
     return _sfn_error("StateMachineDoesNotExist", f"State Machine Does Not Exist: '{arn}'")
 
 
+def location(run: Run) -> tuple[str, str]:
+    """(region, account) of the running execution, from its ARN (workers rebuild their Run)."""
+    parts = str(run.execution.get("Id", "")).split(":")
+    if len(parts) >= 5 and parts[0] == "arn" and parts[3] and parts[4]:
+        return parts[3], parts[4]
+    return run.region, run.account
+
+
 def _request(params: Any, run: Run) -> tuple[str, str, Any]:
     """(state machine ARN, execution name, input) of a startExecution request."""
-    from distmap.asl.integrations import location
-
     arn = params["StateMachineArn"]
     if not _STATE_MACHINE_ARN.match(arn):  # a name or a placeholder: a local ARN for it
         region, account = location(run)
@@ -93,26 +99,16 @@ def _execution_arn(sm_arn: str, name: str) -> str:
 
 def start(integ: Integration, params: Any, run: Run, key: str) -> Any:
     """Start (and for .sync, finish) a child execution of the ``StateMachines`` entry ``key``."""
-    from distmap.asl.execution import run_execution
-
     res = run.resources
     if res.state_machines[key] == "echo":
         return echo(integ, params, run)
     sm_arn, name, data = _request(params, run)
-    machine = res.parsed_machine(key)
+    run_child = run.run_child
+    if run_child is None:
+        raise StatesError("States.Runtime", "child executions cannot be started here (no execution engine)")
 
     def child(cancel: threading.Event | None = None) -> dict[str, Any]:
-        return run_execution(
-            machine,
-            data,
-            resources=res,
-            backend=run.backend,
-            executor_options=run.executor_options,
-            state_machine_arn=sm_arn,
-            name=name,
-            cancel=cancel,
-            mask_causes=run.mask_causes,
-        )
+        return run_child(run, key, data, state_machine_arn=sm_arn, name=name, cancel=cancel)
 
     if integ.pattern in ("sync", "sync:2"):
         return _finished(child(run.cancel), json_values=integ.pattern == "sync:2")

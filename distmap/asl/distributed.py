@@ -29,8 +29,13 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from distmap.asl import path_values
-from distmap.asl.execution_types import DEADLINE_HORIZON, child_limits, inherit_limits, timed_out
-from distmap.asl.machine import ExecutionTimedOut
+from distmap.asl.execution_types import (
+    DEADLINE_HORIZON,
+    ExecutionTimedOut,
+    child_limits,
+    inherit_limits,
+    timed_out,
+)
 from distmap.asl.resources import Resources
 from distmap.config.fields import Fields
 from distmap.config.parse import parse_job
@@ -51,14 +56,24 @@ class ChildMachine:
     the resources travel, the compiled machine is rebuilt once per worker). Each call is one child
     execution, held to its ExecutionType's limit (``execution_types.py``)."""
 
-    def __init__(self, definition: Mapping[str, Any], resources: Resources, run_info: dict[str, Any]) -> None:
+    def __init__(
+        self, definition: Mapping[str, Any], resources: Resources, run_info: dict[str, Any], engine: Any
+    ) -> None:
         self.definition = dict(definition)
         self.resources = resources
         self.run_info = run_info
+        self.engine = engine
+        """``(StateMachine, Run)``: the classes of the machine module, passed in (this module sits
+        below it and never imports it); pickled by reference."""
         self._machine: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"definition": self.definition, "resources": self.resources, "run_info": self.run_info}
+        return {
+            "definition": self.definition,
+            "resources": self.resources,
+            "run_info": self.run_info,
+            "engine": self.engine,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -100,8 +115,7 @@ class ChildMachine:
 
     def _setup(self) -> None:
         """Build the machine once per worker (under a lock: lanes may call at the same time)."""
-        from distmap.asl.machine import Run, StateMachine
-
+        state_machine, run_cls = self.engine
         with _SETUP_LOCK:
             if self._machine is not None:
                 return
@@ -112,14 +126,15 @@ class ChildMachine:
                 inherit_limits(limits)
             self._limit = None if limits is None else limits[self._type]
             # one Run per worker: the child executions share nothing that changes per item
-            self._run = Run(
+            self._run = run_cls(
                 execution=self.run_info["execution"],
                 state_machine=self.run_info["state_machine"],
                 resources=self.resources,
                 # a DISTRIBUTED Map inside this child runs in this worker (executors/shared.py)
                 backend=self.run_info.get("backend", "local"),
+                run_child=self.run_info.get("run_child"),
             )
-            self._machine = StateMachine.parse(self.definition, where="ItemProcessor")
+            self._machine = state_machine.parse(self.definition, where="ItemProcessor")
 
 
 _SETUP_LOCK = threading.Lock()
@@ -321,7 +336,9 @@ def run_distributed_map(state: MapState, effective: Any, ctx: dict[str, Any], ru
                 "execution_type": state.execution_type,
                 "limits": child_limits(),
                 "outer_deadline": None if remaining is None else time.time() + remaining,
+                "run_child": run.run_child,
             },
+            (type(state.processor), type(run)),
         )
         mj = replace(mj, processor=replace(mj.processor, function=child, execution_type=state.execution_type))
         result = _run_until_deadline(

@@ -198,6 +198,31 @@ def execute(
             wait_for_started_executions()
 
 
+def run_child_execution(
+    parent: Run,
+    key: str,
+    data: Any,
+    *,
+    state_machine_arn: str,
+    name: str,
+    cancel: threading.Event | None,
+) -> dict[str, Any]:
+    """A child execution of the ``StateMachines`` entry ``key`` (``states:startExecution``), run
+    like its parent: same resources, backend and options. Handed to every ``Run`` as ``run_child``."""
+    res = parent.resources
+    return run_execution(
+        res.parsed_machine(key, StateMachine.parse),
+        data,
+        resources=res,
+        backend=parent.backend,
+        executor_options=parent.executor_options,
+        state_machine_arn=state_machine_arn,
+        name=name,
+        cancel=cancel,
+        mask_causes=parent.mask_causes,
+    )
+
+
 def run_execution(
     machine: StateMachine,
     data: Any,
@@ -238,6 +263,7 @@ def run_execution(
         region=region,
         account=account,
         mask_causes=mask_causes,
+        run_child=run_child_execution,
     )
     bound = log.bind(execution_arn=exec_arn)
     bound.info("execution.started", state_machine=sm_name, backend=backend)

@@ -22,6 +22,10 @@ import os
 
 from distmap.errors import Runtime, Timeout
 
+
+class ExecutionTimedOut(Exception):
+    """The execution's TimeoutSeconds (or its deadline) passed: its status is TIMED_OUT."""
+
 DEFAULT_LIMITS = {"EXPRESS": 300.0, "STANDARD": 365 * 24 * 3600.0}
 ENV_VARS = {"EXPRESS": "DISTMAP_EXPRESS_CHILD_SECONDS", "STANDARD": "DISTMAP_STANDARD_CHILD_SECONDS"}
 DEADLINE_HORIZON = 24 * 3600.0

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from distmap.asl import callbacks, lambdas
+from distmap.asl.children import location
 from distmap.asl.resources import FunctionRef, Resources, Target, split_suffix
 from distmap.errors import ConfigError, StatesError
 
@@ -249,10 +250,8 @@ class Need:
 
 def walk_tasks(machine: StateMachine) -> Iterator[Any]:
     """Every Task state of a machine, including those in Parallel branches and Map processors."""
-    from distmap.asl.machine import TaskState
-
     for state in machine.states.values():
-        if isinstance(state, TaskState):
+        if isinstance(getattr(state, "integration", None), Integration):  # a Task state
             yield state
         for branch in getattr(state, "branches", ()) or ():
             yield from walk_tasks(branch)
@@ -298,7 +297,7 @@ def requirements(
             key = res.state_machine(integ.state_machine)
             if key is not None and key in res.definitions and key not in seen:
                 seen.add(key)
-                child = res.parsed_machine(key)
+                child = res.parsed_machine(key, type(machine).parse)
                 needs.extend(
                     requirements(child, res, region, account, source=res.state_machines[key], _seen=seen)
                 )
@@ -388,14 +387,6 @@ def _boto3_unsupported(integ: Integration) -> str | None:
 
 
 # --------------------------------------------------------------------------- running
-
-
-def location(run: Run) -> tuple[str, str]:
-    """(region, account) of the running execution, from its ARN (workers rebuild their Run)."""
-    parts = str(run.execution.get("Id", "")).split(":")
-    if len(parts) >= 5 and parts[0] == "arn" and parts[3] and parts[4]:
-        return parts[3], parts[4]
-    return run.region, run.account
 
 
 class TaskCall:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from distmap.asl.choice import compile_choice_state, parse_timestamp
+from distmap.asl.execution_types import ExecutionTimedOut
 from distmap.asl.resources import Resources
 from distmap.config.fields import Fields
 from distmap.config.parse import parse_catchers, parse_retriers
@@ -64,6 +65,9 @@ class Run:
     region: str = "us-east-1"
     account: str = "123456789012"
     mask_causes: bool = True
+    run_child: Callable[..., dict[str, Any]] | None = None
+    """Runs a child execution (``states:startExecution``): ``execution.run_child_execution``,
+    handed down by the execution (the lower modules that call it never import it)."""
     """Mask credentials in the Cause of DISTRIBUTED Map FAILED records."""
 
     def context(self, state: str, retry_count: int = 0, entered: str | None = None) -> dict[str, Any]:
@@ -93,10 +97,6 @@ class Run:
 
     def remaining(self) -> float | None:
         return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
-
-
-class ExecutionTimedOut(Exception):
-    """The execution's TimeoutSeconds passed (status TIMED_OUT)."""
 
 
 class _Cancelled(Exception):

@@ -308,13 +308,12 @@ class Resources:
                 return key
         return None
 
-    def parsed_machine(self, key: str) -> Any:
-        """The parsed child StateMachine for a ``StateMachines`` key (parsed once per process)."""
+    def parsed_machine(self, key: str, parse: Callable[..., Any]) -> Any:
+        """The child StateMachine for a ``StateMachines`` key, parsed once per process by ``parse``
+        (``StateMachine.parse``: the caller's, as this module sits below the machine's)."""
         machine = self._machines.get(key)
         if machine is None:
-            from distmap.asl.machine import StateMachine
-
-            machine = StateMachine.parse(self.definitions[key], source=self.state_machines[key])
+            machine = parse(self.definitions[key], source=self.state_machines[key])
             self._machines[key] = machine
         return machine
 
