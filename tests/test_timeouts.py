@@ -306,3 +306,45 @@ def test_items_ending_right_at_their_deadline_are_each_recorded_once(tmp_path):
     assert c.succeeded + c.failed + c.timed_out == 80 and c.results_written == 80
     assert c.timed_out == sum(r["Status"] == "TIMED_OUT" for r in out["FAILED"])
     assert c.failed == sum(r["Status"] == "FAILED" and r["Error"] == "ValueError" for r in out["FAILED"])
+
+
+def test_child_workflow_timeout_seconds_ends_the_child_timed_out():
+    """`distmap execute`: a DISTRIBUTED Map child whose ItemProcessor has TimeoutSeconds 1 and runs
+    3 s is stopped on time and is TIMED_OUT (States.Timeout, counted as timed out); a quick child
+    of the same map succeeds. Before, the ItemProcessor's TimeoutSeconds was ignored."""
+    import json
+    import time
+
+    import distmap
+
+    fn = "arn:aws:lambda:us-east-1:123456789012:function:sleep"
+    definition = {
+        "StartAt": "M",
+        "States": {
+            "M": {
+                "Type": "Map",
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                    "TimeoutSeconds": 1,
+                    "StartAt": "T",
+                    "States": {"T": {"Type": "Task", "Resource": fn, "End": True}},
+                },
+                "ItemsPath": "$.items",
+                "ToleratedFailureCount": 1,
+                "End": True,
+            }
+        },
+    }
+    t0 = time.monotonic()
+    resp = distmap.execute(
+        definition,
+        {"items": [{"seconds": 0.01}, {"seconds": 3}]},
+        resources={"Resources": {fn: "aslfns:sleep"}},
+        backend="inline",
+    )
+    assert time.monotonic() - t0 < 2.8  # stopped before the 3 s Task ended
+    assert resp["status"] == "SUCCEEDED", resp
+    quick, slow = json.loads(resp["output"])
+    assert quick == {"slept": 0.01}
+    assert (slow["Status"], slow["Error"]) == ("TIMED_OUT", "States.Timeout")
+    assert "within its TimeoutSeconds (1)" in slow["Cause"]

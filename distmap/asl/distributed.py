@@ -87,12 +87,15 @@ class ChildMachine:
         if self._machine is None:
             self._setup()
         limit = self._limit
-        if limit is None:
+        own = self._machine.timeout  # the ItemProcessor's own TimeoutSeconds
+        if limit is None and own is None:
             return self._machine.run(item, self._run)
         start = time.monotonic()
         # a deadline also cuts a running Task, Wait or nested map short; the execution that
         # started this map may have one too (its TimeoutSeconds, or its own ExecutionType limit)
-        deadline = start + limit if limit <= DEADLINE_HORIZON else None
+        deadline = start + limit if limit is not None and limit <= DEADLINE_HORIZON else None
+        if own is not None:
+            deadline = min(deadline or math.inf, start + own)
         outer = self.run_info.get("outer_deadline")
         if outer is not None:
             deadline = min(deadline or math.inf, start + outer - time.time())
@@ -102,14 +105,19 @@ class ChildMachine:
         try:
             out = self._machine.run(item, run)
         except ExecutionTimedOut:
-            if time.monotonic() - start < limit:
+            elapsed = time.monotonic() - start
+            if own is not None and elapsed >= own:
+                raise Timeout(
+                    cause=f"the child execution did not finish within its TimeoutSeconds ({own:g})"
+                ) from None
+            if limit is None or elapsed < limit:
                 raise Timeout(cause=OUTER_TIMED_OUT) from None
             raise timed_out(self._type, limit) from None
         except StatesError:
-            if time.monotonic() - start > limit:  # it ended past its limit, whatever failed
+            if limit is not None and time.monotonic() - start > limit:  # it ended past its limit
                 raise timed_out(self._type, limit) from None
             raise
-        if time.monotonic() - start > limit:
+        if limit is not None and time.monotonic() - start > limit:
             raise timed_out(self._type, limit)
         return out
 
@@ -276,13 +284,17 @@ def _job_mapping(state: MapState, effective: Any, ctx: Any, *, static_check: boo
     return job
 
 
-def _resolve_batcher(state: str, batcher: Any, effective: Any, ctx: Any, static_check: bool) -> dict[str, Any]:
+def _resolve_batcher(
+    state: str, batcher: Any, effective: Any, ctx: Any, static_check: bool
+) -> dict[str, Any]:
     out = {}
     for key, value in dict(batcher).items():
         if key in ("MaxItemsPerBatchPath", "MaxInputBytesPerBatchPath"):
             name = key[: -len("Path")]
             out[name] = (
-                1 if static_check else path_values.non_negative(compile_query(value), key, state, effective, ctx)
+                1
+                if static_check
+                else path_values.non_negative(compile_query(value), key, state, effective, ctx)
             )
         elif key == "BatchInput":
             out[key] = value if static_check else _resolve(value, effective, ctx)
