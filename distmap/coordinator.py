@@ -185,6 +185,8 @@ class Coordinator:
         """Items counted by the splitter that a worker could not read (malformed data): not items."""
         self._read_stop: _Stop | None = None
         self._writer_broken = False
+        self._cut_short: set[int] = set()
+        """``id()`` of the chunks that were running when the run was aborted."""
 
     def request_abort(self, *, now: bool = False) -> None:
         """Stop the run: no new chunks, running ones are cut short, unrun items become PENDING.
@@ -497,7 +499,10 @@ class Coordinator:
             if writer is not None:
                 writer.write("PENDING", data, n, bounds)
             self._requeue.popleft()  # counted once taken (a failed write counts it on the retry)
-            self.counts.pending += n
+            if id(chunk) in self._cut_short:  # running when the run was aborted: ABORTED items
+                self.counts.aborted += n
+            else:
+                self.counts.pending += n
             if error is not None:
                 self._unreadable(error.unread, error.cause)
         if include_rest and not self._reader_done and self._read_stop is None:
@@ -524,6 +529,7 @@ class Coordinator:
                 self.counts.pending += n  # counted first: written or not, it is pending
                 if error is not None:
                     self._unread += error.unread
+                    self._reader_done = True  # nothing after the bad record is read, on a retry either
                 self.counts.total = self._next_index - self._unread
                 if writer is not None:
                     writer.write("PENDING", data, n, bounds)
@@ -549,8 +555,7 @@ class Coordinator:
             for chunk in self.executor.outstanding():
                 self._requeue.append(chunk)
                 if stop.kind == "abort":
-                    self.counts.aborted += chunk.block.count
-            self.counts.pending -= self.counts.aborted
+                    self._cut_short.add(id(chunk))  # counted as ABORTED once decoded (_write_pending)
         self.executor.shutdown(abort=cut_short)
         status, error, cause = "SUCCEEDED", None, None
         if stop is not None:

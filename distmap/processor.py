@@ -187,7 +187,9 @@ class BatchProcessor:
         self.policy = RetryPolicy(job.processor.retry)
         self.catchers = job.processor.catch
         self.selector = (
-            compile_payload(job.item_selector, where="ItemSelector") if job.item_selector is not None else None
+            compile_payload(job.item_selector, where="ItemSelector")
+            if job.item_selector is not None
+            else None
         )
         self.catch_setters = [compile_result_path(c.result_path) for c in self.catchers]
         self.batcher = job.item_batcher
@@ -343,9 +345,13 @@ class BatchProcessor:
         waiting = _RetryHeap()
         deferred: list[_Execution] = []
         index = chunk.first_index
+        end = index + chunk.block.count
         for line in payload.split(b"\n"):
             if not line or line.isspace():
                 continue
+            if index == end:  # more lines than the splitter counted: never run them (reported below)
+                index += 1
+                break
             try:
                 value = loads(line)
             except orjson.JSONDecodeError as exc:
@@ -625,7 +631,9 @@ class BatchProcessor:
                 self._end_attempt(board, ex, self._after_timeout(ex))
             elif isinstance(result, BaseException):
                 error, cause = _classify(result)
-                self._end_attempt(board, ex, self._after_failure(ex, error, cause, isinstance(result, Timeout)))
+                self._end_attempt(
+                    board, ex, self._after_failure(ex, error, cause, isinstance(result, Timeout))
+                )
             else:
                 ex.outcome = result
                 board.finish_one(ex)

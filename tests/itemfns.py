@@ -133,3 +133,14 @@ def fail_flagged(item: dict[str, Any]) -> Any:
 def returns_nan(item: dict[str, Any]) -> Any:
     """Returns NaN inside its output (JSON cannot hold it)."""
     return {"id": item.get("id"), "score": float("nan")}
+
+
+ABORT = None
+"""Set by a test to a Coordinator: ``abort_on_first`` calls its ``request_abort`` (inline backend)."""
+
+
+def abort_on_first(item: dict[str, Any]) -> Any:
+    """Asks the run to stop (graceful abort) while running item ``i == 0``; echoes the item."""
+    if item.get("i") == 0 and ABORT is not None:
+        ABORT.request_abort()
+    return item

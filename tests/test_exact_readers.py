@@ -287,3 +287,37 @@ def test_job_file_not_utf8_is_a_clear_error(tmp_path: Path):
     assert proc.returncode == 2
     assert "not valid UTF-8" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_abort_with_a_malformed_chunk_in_flight_counts_only_items_read(tmp_path: Path):
+    """A run aborted while a chunk holding a malformed line is still queued: the chunk's items
+    before the bad line are ABORTED (in the PENDING files), the bad line and what follows are not
+    items, and no counter goes negative (aborted used to count the unread lines, pending went to -3)."""
+    import itemfns
+
+    from distmap.config.parse import parse_job
+    from distmap.coordinator import Coordinator
+    from distmap.executors.inline import InlineExecutor
+
+    src = tmp_path / "in.jsonl"
+    rows = [json.dumps({"i": i}) for i in range(5)] + ["{bad", json.dumps({"i": 6}), json.dumps({"i": 7})]
+    src.write_text("\n".join(rows) + "\n")
+    job = parse_job(
+        {
+            "ItemReader": {"Source": str(src), "ReaderConfig": {"InputType": "JSONL"}},
+            "ItemProcessor": {"Function": "itemfns:abort_on_first"},
+            "ResultWriter": {"Destination": str(tmp_path / "out")},
+        },
+        base_dir=str(tmp_path),
+    )
+    coordinator = Coordinator(job, InlineExecutor(window=2), handle_signals=False, max_chunk_items=4)
+    itemfns.ABORT = coordinator
+    try:
+        res = coordinator.run()
+    finally:
+        itemfns.ABORT = None
+    c = res.item_counts
+    assert res.status == "ABORTED"
+    assert (c.succeeded, c.aborted, c.pending, c.total) == (4, 1, 0, 5)
+    files = load_results(res)
+    assert sorted(json.loads(r["Input"])["i"] for r in files["PENDING"]) == [4]

@@ -16,7 +16,6 @@ local or Ray, with the engine's batching. Outputs, as AWS returns them:
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import tempfile
 import threading
@@ -88,31 +87,34 @@ class ChildMachine:
             self._setup()
         limit = self._limit
         own = self._machine.timeout  # the ItemProcessor's own TimeoutSeconds
-        if limit is None and own is None:
+        if limit is None and own is None and self.run_info.get("outer_deadline") is None:
             return self._machine.run(item, self._run)
         start = time.monotonic()
         # a deadline also cuts a running Task, Wait or nested map short; the execution that
-        # started this map may have one too (its TimeoutSeconds, or its own ExecutionType limit)
-        deadline = start + limit if limit is not None and limit <= DEADLINE_HORIZON else None
+        # started this map may have one too (its TimeoutSeconds, or its own ExecutionType limit).
+        # The earliest of them stops the child, and its cause names that one.
+        deadlines: list[tuple[float, str]] = []
+        if limit is not None and limit <= DEADLINE_HORIZON:
+            deadlines.append((start + limit, "type"))
         if own is not None:
-            deadline = min(deadline or math.inf, start + own)
+            deadlines.append((start + own, "own"))
         outer = self.run_info.get("outer_deadline")
         if outer is not None:
-            deadline = min(deadline or math.inf, start + outer - time.time())
+            deadlines.append((start + outer - time.time(), "outer"))
+        deadline, first = min(deadlines) if deadlines else (None, None)
         run = (
             self._run if deadline is None else replace(self._run, deadline=deadline, cancel=threading.Event())
         )
         try:
             out = self._machine.run(item, run)
         except ExecutionTimedOut:
-            elapsed = time.monotonic() - start
-            if own is not None and elapsed >= own:
+            if first == "own":
                 raise Timeout(
                     cause=f"the child execution did not finish within its TimeoutSeconds ({own:g})"
                 ) from None
-            if limit is None or elapsed < limit:
-                raise Timeout(cause=OUTER_TIMED_OUT) from None
-            raise timed_out(self._type, limit) from None
+            if first == "type" and limit is not None:
+                raise timed_out(self._type, limit) from None
+            raise Timeout(cause=OUTER_TIMED_OUT) from None
         except StatesError:
             if limit is not None and time.monotonic() - start > limit:  # it ended past its limit
                 raise timed_out(self._type, limit) from None
@@ -141,6 +143,7 @@ class ChildMachine:
                 # a DISTRIBUTED Map inside this child runs in this worker (executors/shared.py)
                 backend=self.run_info.get("backend", "local"),
                 run_child=self.run_info.get("run_child"),
+                mask_causes=self.run_info.get("mask_causes", True),
             )
             self._machine = state_machine.parse(self.definition, where="ItemProcessor")
 
@@ -349,6 +352,7 @@ def run_distributed_map(state: MapState, effective: Any, ctx: dict[str, Any], ru
                 "limits": child_limits(),
                 "outer_deadline": None if remaining is None else time.time() + remaining,
                 "run_child": run.run_child,
+                "mask_causes": run.mask_causes,
             },
             (type(state.processor), type(run)),
         )

@@ -154,6 +154,7 @@ class LocalExecutor:
         self.workers: list[_Worker] = []
         self.spec: RunSpec | None = None
         self.lanes: list[int] = []
+        self.init_error: str | None = None
 
     # -------------------------------------------------------------- lifecycle
     def connect(self, job: MapJob) -> int:
@@ -217,7 +218,10 @@ class LocalExecutor:
                 dead.append(w)
         for w in dead:
             self._drain(w, out)
-            self._replace(w, out)
+            if self.init_error is None:  # a worker that cannot start is not replaced
+                self._replace(w, out)
+        if self.init_error is not None and not out:
+            raise WorkerInitError(self.init_error)
         return out
 
     def _drain(self, w: _Worker, out: list[Completion]) -> bool:
@@ -226,7 +230,8 @@ class LocalExecutor:
             while wait([w.conn], 0):
                 header, blobs = recv_msg(w.conn)
                 if header[0] == "init_error":
-                    raise WorkerInitError(header[1])
+                    self.init_error = header[1]  # raised once the results already read are returned
+                    return False
                 result = unpack_result(header, blobs)
                 chunk = w.inflight.popleft()
                 if chunk.seq != result.seq:  # pragma: no cover - protocol invariant
