@@ -83,9 +83,7 @@ def test_function_named_like_a_stdlib_module_is_not_loaded_from_the_working_dire
     r = cli("run", str(job), cwd=tmp_path)
     assert r.returncode == 2
     assert "ItemProcessor.Function" in r.stderr and "Traceback" not in r.stderr
-    assert (
-        "'csv' is the name of a standard-library module" in r.stderr and "rename your module" in r.stderr
-    )
+    assert "'csv' is the name of a standard-library module" in r.stderr and "rename your module" in r.stderr
     assert list(marks.iterdir()) == []
 
 
@@ -358,3 +356,45 @@ def test_execute_refuses_an_unsafe_state_name_as_the_default_label(tmp_path):
     (tmp_path / "sm.asl.json").write_text(json.dumps(definition))
     r = cli("execute", "sm.asl.json", "--input", '{"xs": [1]}', cwd=tmp_path)
     assert r.returncode == 2 and "States.a..b.Label: is needed" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("mask", [True, False])
+def test_mask_causes_reaches_maps_nested_in_child_workflows(mask):
+    """execute(mask_causes=...) holds inside child workflows too: a DISTRIBUTED Map nested in a
+    DISTRIBUTED Map's child writes its children's causes masked or verbatim as the execution asked
+    (the inner map used to mask whatever the switch said)."""
+    import json
+
+    from securityfns import URL_PASSWORD
+
+    import distmap
+
+    fn = "arn:aws:lambda:us-east-1:123456789012:function:leak"
+
+    def dmap(processor: dict, **fields: object) -> dict:
+        return {
+            "Type": "Map",
+            "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                **processor,
+            },
+            "ToleratedFailurePercentage": 100,
+            "End": True,
+            **fields,
+        }
+
+    inner = {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": fn, "End": True}}}
+    outer = {"StartAt": "Inner", "States": {"Inner": dmap(inner, ItemsPath="$.xs")}}
+    definition = {"StartAt": "Outer", "States": {"Outer": dmap(outer, ItemsPath="$.groups")}}
+    resp = distmap.execute(
+        definition,
+        {"groups": [{"xs": [1]}]},
+        resources={"Resources": {fn: "securityfns:leak_secrets"}},
+        backend="inline",
+        mask_causes=mask,
+    )
+    assert resp["status"] == "SUCCEEDED", resp
+    (inner_out,) = json.loads(resp["output"])
+    (record,) = inner_out
+    assert record["Status"] == "FAILED"
+    assert (URL_PASSWORD in record["Cause"]) is (not mask)
