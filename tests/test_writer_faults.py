@@ -172,3 +172,28 @@ def test_s3_outage_that_refuses_the_abort_too_names_the_upload_left_behind(
     assert warned[0]["uri"] == f"s3://{s3_bucket}/out/outage/SUCCEEDED_0.json"
     for u in left:  # clean up behind the outage
         s3.abort_multipart_upload(Bucket=s3_bucket, Key=u["Key"], UploadId=u["UploadId"])
+
+
+def test_failed_pending_write_on_a_block_with_malformed_data_keeps_counts_exact(tmp_path):
+    """A threshold stop writes the rest of the input as PENDING; that write fails (RLIMIT_FSIZE on
+    PENDING_0.json) on the block holding a malformed line. The run is FAILED naming PENDING_0.json,
+    total is the items before the bad line (what follows it is not read), and the counts add up."""
+    n, bad = 30_000, 12_000
+    rows = [json.dumps({"id": i, "fail": i == 0, "pad": "x" * 100}) for i in range(n)]
+    rows[bad] = '{"id": oops}'
+    (tmp_path / "in.jsonl").write_text("\n".join(rows) + "\n")
+    job = tmp_path / "job.yaml"
+    job.write_text(
+        "ItemReader: {Source: in.jsonl, ReaderConfig: {InputType: JSONL}}\n"
+        "ItemProcessor: {Function: 'itemfns:fail_flagged'}\nResultWriter: {Destination: out}\n"
+        "ToleratedFailureCount: 0\n"
+    )
+    run = start([str(job), "--run-id", "run"], cwd=tmp_path, preexec_fn=lambda: _limit_file_size(3_000_000))
+    code, out, err = run.finish(60)
+    assert code == 1, err[-3000:]
+    summary = json.loads(out)
+    assert summary["error"] == "States.ResultWriterFailed", summary
+    assert "PENDING_0.json" in summary["cause"]
+    c = summary["itemCounts"]
+    assert c["total"] == bad
+    assert c["succeeded"] + c["failed"] + c["timedOut"] + c["pending"] == c["total"]
