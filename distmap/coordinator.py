@@ -364,7 +364,7 @@ class Coordinator:
                 chunk = Chunk(next_seq, self._next_index, block)
                 next_seq += 1
                 self._next_index += block.count
-                self.counts.total = self._next_index - self._unread
+                self._sync_total()
                 ex.submit(chunk)
             if not ex.outstanding() and (stop is not None or (self._reader_done and not self._requeue)):
                 break
@@ -415,11 +415,15 @@ class Coordinator:
         self._sizer.saw_result(res)
         return self._read_stop
 
+    def _sync_total(self) -> None:
+        """``total`` is what was read: the items dispatched, less those found unreadable."""
+        self.counts.total = self._next_index - self._unread
+
     def _unreadable(self, unread: int, cause: str) -> None:
         """A worker found malformed data: the block's items from there on are not items. The run
         fails with States.ItemReaderFailed (the first such cause is kept)."""
         self._unread += unread
-        self.counts.total = self._next_index - self._unread
+        self._sync_total()
         if self._read_stop is None:
             self.log.error("map_run.item_reader_failed", cause=cause)
             self._read_stop = _Stop("reader", "States.ItemReaderFailed", cause)
@@ -530,7 +534,7 @@ class Coordinator:
                 if error is not None:
                     self._unread += error.unread
                     self._reader_done = True  # nothing after the bad record is read, on a retry either
-                self.counts.total = self._next_index - self._unread
+                self._sync_total()
                 if writer is not None:
                     writer.write("PENDING", data, n, bounds)
                 if error is not None:

@@ -137,12 +137,6 @@ def timeout_cause(seconds: float, *, batch: bool = False, abandoned: bool = Fals
     return cause
 
 
-def _classify(exc: BaseException) -> tuple[str, str]:
-    if isinstance(exc, _AlarmTimeout):
-        return "States.Timeout", "the item did not finish within TimeoutSeconds"
-    return classify(exc)
-
-
 def resolve_function(spec: str | Callable[..., Any]) -> Callable[..., Any]:
     """Import ``module:function`` (or pass a callable through), under the import-path rule of
     ``distmap.imports``: only the function's own module may come from the working directory."""
@@ -237,11 +231,7 @@ class BatchProcessor:
         except ItemReaderFailed as exc:
             error = ReadError(exc.cause, chunk.block.count - len(out))
         if error is None and len(out) != chunk.block.count:  # the splitter and the parser disagree
-            error = ReadError(
-                f"{spec.decode.source} lines {chunk.block.first_line}+: internal error: {len(out)} records "
-                f"decoded where {chunk.block.count} were counted",
-                max(0, chunk.block.count - len(out)),
-            )
+            error = _count_mismatch(spec.decode.source, chunk, len(out))
             del out[chunk.block.count :]
         if self.batcher is None:
             return out, error
@@ -367,8 +357,7 @@ class BatchProcessor:
                 raise
             except BaseException as exc:
                 ex = _Execution(index, 1, value, line.strip(), start=start)
-                error, cause = _classify(exc)
-                delay = self._after_failure(ex, error, cause, isinstance(exc, Timeout))
+                delay = self._after_exception(ex, exc)
                 if delay is None:
                     ex.stop = now()
                     self._collect(ex, ok, bad, counts)
@@ -394,11 +383,8 @@ class BatchProcessor:
             ok.append(succeeded(index, line.strip(), out_json, start, stop))
             index += 1
         if res.reader_error is None and index - chunk.first_index != chunk.block.count:
-            res.reader_error = (
-                f"{self.spec.decode.source} lines {chunk.block.first_line}+: internal error: "
-                f"{index - chunk.first_index} records decoded where {chunk.block.count} were counted"
-            )
-            res.unread = max(0, chunk.block.count - (index - chunk.first_index))
+            mismatch = _count_mismatch(self.spec.decode.source, chunk, index - chunk.first_index)
+            res.reader_error, res.unread = mismatch.cause, mismatch.unread
         self._run_due(waiting, block=True)
         for ex in deferred:
             self._collect(ex, ok, bad, counts)
@@ -455,6 +441,12 @@ class BatchProcessor:
         cause = self.abandoned_cause if abandoned else self.timeout_cause
         return self._after_failure(ex, "States.Timeout", cause, timed_out=True)
 
+    def _after_exception(self, ex: _Execution, exc: BaseException) -> float | None:
+        """A failed attempt from the exception the function raised (``errors.classify``); an
+        ``errors.Timeout`` means the execution was stopped at a time limit: TIMED_OUT."""
+        error, cause = classify(exc)
+        return self._after_failure(ex, error, cause, isinstance(exc, Timeout))
+
     def _after_failure(self, ex: _Execution, error: str, cause: str, timed_out: bool = False) -> float | None:
         """Record a failed attempt; returns the delay before the next one, or None if final.
         ``timed_out``: the attempt was stopped at TimeoutSeconds (not an error it raised)."""
@@ -492,9 +484,7 @@ class BatchProcessor:
         except _AlarmTimeout:
             return self._after_timeout(ex)
         except BaseException as exc:  # the user's error, whatever it is, fails the item
-            error, cause = _classify(exc)
-            timed_out = isinstance(exc, Timeout)
-        return self._after_failure(ex, error, cause, timed_out)
+            return self._after_exception(ex, exc)
 
     def _run_inline(self, executions: list[_Execution]) -> None:
         """One lane in this thread. A failed attempt waiting for its retry does not block the
@@ -630,10 +620,7 @@ class BatchProcessor:
                 # interrupted at the deadline (even if the function swallowed the interrupt)
                 self._end_attempt(board, ex, self._after_timeout(ex))
             elif isinstance(result, BaseException):
-                error, cause = _classify(result)
-                self._end_attempt(
-                    board, ex, self._after_failure(ex, error, cause, isinstance(result, Timeout))
-                )
+                self._end_attempt(board, ex, self._after_exception(ex, result))
             else:
                 ex.outcome = result
                 board.finish_one(ex)
@@ -688,8 +675,7 @@ class BatchProcessor:
             except asyncio.CancelledError:
                 raise
             except BaseException as exc:
-                error, cause = _classify(exc)
-                delay = self._after_failure(ex, error, cause, isinstance(exc, Timeout))
+                delay = self._after_exception(ex, exc)
             if delay is None:
                 return
             if delay > 0:
@@ -786,6 +772,17 @@ def _not_json_cause(exc: Exception) -> str:
     if isinstance(exc, NotJson):
         return f"the function returned a value that is not JSON: {exc}"
     return f"the function returned a value that is not JSON-serializable: {exc}"
+
+
+def _count_mismatch(source: str, chunk: Chunk, decoded: int) -> ReadError:
+    """The splitter counted the chunk's records and the parser found another number: a bug, reported
+    as a reader failure (the chunk's items past those decoded are not read)."""
+    count = chunk.block.count
+    return ReadError(
+        f"{source} lines {chunk.block.first_line}+: internal error: {decoded} records decoded where "
+        f"{count} were counted",
+        max(0, count - decoded),
+    )
 
 
 def _bad_line_cause(source: str, chunk: Chunk, good: int, exc: Exception) -> str:

@@ -129,11 +129,6 @@ def _rows(text: str, delimiter: str) -> csv.Reader:  # type: ignore[name-defined
     return csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True, escapechar="\\")
 
 
-def count_records(payload: bytes, delimiter: str) -> int:
-    """Items in a block of whole records (used to split a block)."""
-    return scan(payload, delimiter, max_items=1 << 62, limit=len(payload), eof=True).items
-
-
 def nth_record_end(payload: bytes, delimiter: str, n: int) -> int:
     """Offset just past the ``n``-th item record of a block."""
     return scan(payload, delimiter, max_items=n, limit=len(payload), eof=True).end
@@ -149,7 +144,8 @@ def decode_csv(
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:
         bad = exc
-        good = nth_record_end(payload, spec.delimiter, _items_before(payload, spec.delimiter, exc.start))
+        # the whole records before the bad byte are read as usual
+        good = scan(payload[: exc.start], spec.delimiter, max_items=1 << 62, limit=exc.start, eof=False).end
         text = payload[:good].decode("utf-8")
     header = spec.header
     width = len(header)
@@ -175,9 +171,3 @@ def decode_csv(
     if bad is not None:
         line = first_line + line_breaks(payload, 0, bad.start)
         raise ItemReaderFailed(cause=f"{spec.source} line {line}: not valid UTF-8 ({bad.reason})")
-
-
-def _items_before(payload: bytes, delimiter: str, offset: int) -> int:
-    """Item records that end at or before ``offset``."""
-    s = scan(payload[:offset], delimiter, max_items=1 << 62, limit=offset, eof=False)
-    return s.items
