@@ -21,11 +21,25 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from distmap.asl.choice import compile_choice_state, parse_timestamp
+from distmap.asl.choice import parse_timestamp
 from distmap.asl.execution_types import ExecutionTimedOut
+from distmap.asl.query_language import (
+    JSONATA,
+    JSONPATH,
+    Flow,
+    catcher_flow,
+    check_fields,
+    expression_or,
+    language_of,
+    states_of,
+    template,
+    typed,
+    variables_of,
+)
 from distmap.asl.resources import Resources
 from distmap.config.fields import Fields
 from distmap.config.parse import parse_catchers, parse_retriers
+from distmap.dataflow.jsonata import Expression
 from distmap.dataflow.jsonpath import (
     PathSyntaxError,
     compile_query,
@@ -35,6 +49,7 @@ from distmap.dataflow.jsonpath import (
 )
 from distmap.dataflow.templates import compile_payload
 from distmap.dataflow.values import NOT_JSON, NotJson, check_finite
+from distmap.dataflow.variables import ContextObject
 from distmap.errors import ConfigError, Runtime, StatesError, as_states_error, error_matches
 from distmap.names import name_problem
 from distmap.records import EXECUTION_TYPES, iso_now
@@ -42,12 +57,6 @@ from distmap.retry import RetryPolicy
 
 STATE_TYPES = ("Pass", "Task", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map")
 INLINE_MAP_CONCURRENCY = 40  # AWS runs at most 40 inline Map iterations at once
-UNSUPPORTED = {
-    "QueryLanguage": "JSONata is not supported yet; use JSONPath (the default)",
-    "Arguments": "JSONata Arguments are not supported yet; use Parameters",
-    "Output": "JSONata Output is not supported yet; use OutputPath / ResultSelector",
-    "Assign": "workflow variables (Assign) are not supported yet",
-}
 
 
 @dataclass
@@ -69,13 +78,27 @@ class Run:
     """Runs a child execution (``states:startExecution``): ``execution.run_child_execution``,
     handed down by the execution (the lower modules that call it never import it)."""
     """Mask credentials in the Cause of DISTRIBUTED Map FAILED records."""
+    variables: dict[str, Any] = field(default_factory=dict)
+    """The workflow variables of the state machine (or branch / iteration) being run."""
 
     def context(self, state: str, retry_count: int = 0, entered: str | None = None) -> dict[str, Any]:
-        return {
-            "Execution": self.execution,
-            "StateMachine": self.state_machine,
-            "State": {"Name": state, "EnteredTime": entered or iso_now(), "RetryCount": retry_count},
-        }
+        return ContextObject(
+            {
+                "Execution": self.execution,
+                "StateMachine": self.state_machine,
+                "State": {"Name": state, "EnteredTime": entered or iso_now(), "RetryCount": retry_count},
+            },
+            variables=self.variables,
+        )
+
+    def scoped(self) -> Run:
+        """A copy whose variables start as a copy of these (a branch, iteration or machine run):
+        what it assigns never reaches the caller."""
+        import copy
+
+        inner = copy.copy(self)
+        inner.variables = dict(self.variables)
+        return inner
 
     def check_alive(self) -> None:
         if self.cancel.is_set():
@@ -157,16 +180,18 @@ class State:
     terminal = False  # Succeed / Fail
     has_io = True  # InputPath / OutputPath
 
-    def __init__(self, name: str, f: Fields, where: str) -> None:
+    def __init__(self, name: str, f: Fields, where: str, language: str = JSONPATH) -> None:
         self.name = name
         self.where = where
-        f.get("Type")
+        kind = f.get("Type")
         f.get("Comment")
-        for key, reason in UNSUPPORTED.items():
-            if f.has(key):
-                raise f.error(key, reason)
-        self.input_path = _path(f, "InputPath") if self.has_io else None
-        self.output_path = _path(f, "OutputPath") if self.has_io else None
+        self.language = language_of(f, language)
+        self.jsonata = self.language == JSONATA
+        check_fields(f, self.language, kind)
+        jsonpath_io = self.has_io and not self.jsonata
+        self.input_path = _path(f, "InputPath") if jsonpath_io else None
+        self.output_path = _path(f, "OutputPath") if jsonpath_io else None
+        self.flow = Flow(f, self.language, name)
         self.next: str | None = None
         if not self.terminal and not isinstance(self, ChoiceState):
             nxt, end = f.get("Next"), f.get("End")
@@ -186,6 +211,8 @@ class State:
 
     # data flow ----------------------------------------------------------------------------
     def effective_input(self, raw: Any, ctx: Any) -> Any:
+        if self.jsonata:
+            return raw
         if self.input_path is None:
             return {}
         return self.input_path.evaluate(raw, ctx)
@@ -194,6 +221,17 @@ class State:
         if self.output_path is None:
             return {}
         return self.output_path.evaluate(data, ctx)
+
+    def complete(self, raw: Any, ctx: Any, run: Run, result: Any, document: Any = None) -> Any:
+        """The state's output, with its Assign stored. JSONata: ``Output`` over ``$states``
+        (default: ``result``). JSONPath: OutputPath over ``document`` (the input with the result
+        placed by ResultPath); Assign's ``$`` is ``result``."""
+        if self.jsonata:
+            return self.flow.finish(run.variables, states_of(raw, ctx, result=result), None, result)
+        out = self.final_output(document, ctx)
+        if self.flow.assign is None:
+            return out
+        return self.flow.finish(run.variables, {"context": ctx}, result, out)
 
     def execute(self, raw: Any, run: Run) -> tuple[Any, str | None]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -207,16 +245,28 @@ class _Worker(State):
 
     parameters_key = "Parameters"
 
-    def __init__(self, name: str, f: Fields, where: str) -> None:
-        super().__init__(name, f, where)
-        self.parameters = _template(f, self.parameters_key) if self.parameters_key else None
-        self.result_selector = _template(f, "ResultSelector")
-        self.result_path = _reference_path(f, "ResultPath")
+    def __init__(self, name: str, f: Fields, where: str, language: str = JSONPATH) -> None:
+        super().__init__(name, f, where, language)
+        jsonpath = not self.jsonata
+        self.parameters = _template(f, self.parameters_key) if self.parameters_key and jsonpath else None
+        self.arguments = template(f, "Arguments", name) if self.parameters_key and self.jsonata else None
+        self.result_selector = _template(f, "ResultSelector") if jsonpath else None
+        self.result_path = _reference_path(f, "ResultPath") if jsonpath else None
         self.retry = RetryPolicy(parse_retriers(f))
+        raw_catch = f.get("Catch", [])
         self.catchers = parse_catchers(f, allow_next=True)
+        self.catch_flows: list[Flow | None] = []
         for i, c in enumerate(self.catchers):
             if not c.next:
                 raise ConfigError(f"{f.sub(f'Catch[{i}]')}.Next", "is required", source=f.source)
+            body = raw_catch[i]
+            if self.jsonata and "ResultPath" in body:
+                raise ConfigError(
+                    f"{f.sub(f'Catch[{i}]')}.ResultPath",
+                    "is a JSONPath field and is not allowed in a JSONata state; use Output",
+                    source=f.source,
+                )
+            self.catch_flows.append(catcher_flow(body, f.sub(f"Catch[{i}]"), self.language, name, f.source))
 
     def targets(self) -> list[tuple[str, str]]:
         return super().targets() + [(f"Catch[{i}].Next", c.next or "") for i, c in enumerate(self.catchers)]
@@ -234,11 +284,16 @@ class _Worker(State):
             ctx = run.context(self.name, retries, entered)
             try:
                 effective = self.effective_input(raw, ctx)
-                params = self.parameters(effective, ctx) if self.parameters is not None else effective
+                if self.arguments is not None:
+                    params = self.arguments(states_of(raw, ctx), variables_of(ctx))
+                else:
+                    params = self.parameters(effective, ctx) if self.parameters is not None else effective
                 result = self.work(params, effective, ctx, run)
+                if self.jsonata:
+                    return self.complete(raw, ctx, run, result), self.next
                 if self.result_selector is not None:
                     result = self.result_selector(result, ctx)
-                return self.final_output(set_result_path(raw, self.result_path, result), ctx), self.next
+                return self.complete(raw, ctx, run, result, set_result_path(raw, self.result_path, result)), self.next
             except (ExecutionTimedOut, _Cancelled, KeyboardInterrupt):
                 raise
             except Exception as exc:
@@ -251,21 +306,32 @@ class _Worker(State):
                 run.sleep(delay)
                 retries += 1
                 continue
-            for c in self.catchers:
+            for c, flow in zip(self.catchers, self.catch_flows, strict=True):
                 if error_matches(err.error, c.error_equals):
-                    return set_result_path(
-                        raw, c.result_path, {"Error": err.error, "Cause": err.cause}
-                    ), c.next
+                    return self._caught(raw, run, c, flow, {"Error": err.error, "Cause": err.cause}), c.next
             raise err
+
+    def _caught(self, raw: Any, run: Run, catcher: Any, flow: Flow | None, error_output: dict[str, Any]) -> Any:
+        """A catcher's output. JSONata: its Output over ``$states.errorOutput`` (default: the error
+        output); JSONPath: the error output placed by its ResultPath. Its Assign is stored."""
+        ctx = run.context(self.name)
+        if self.jsonata:
+            if flow is None:
+                return error_output
+            return flow.finish(run.variables, states_of(raw, ctx, errorOutput=error_output), None, error_output)
+        out = set_result_path(raw, catcher.result_path, error_output)
+        if flow is None:
+            return out
+        return flow.finish(run.variables, {"context": ctx}, error_output, out)
 
 
 class PassState(State):
-    def __init__(self, name: str, f: Fields, where: str) -> None:
-        super().__init__(name, f, where)
+    def __init__(self, name: str, f: Fields, where: str, language: str = JSONPATH) -> None:
+        super().__init__(name, f, where, language)
         self.has_result = f.has("Result")
         self.result = f.get("Result")
-        self.parameters = _template(f, "Parameters")
-        self.result_path = _reference_path(f, "ResultPath")
+        self.parameters = _template(f, "Parameters") if not self.jsonata else None
+        self.result_path = _reference_path(f, "ResultPath") if not self.jsonata else None
 
     def execute(self, raw: Any, run: Run) -> tuple[Any, str | None]:
         ctx = run.context(self.name)
@@ -276,25 +342,37 @@ class PassState(State):
             result = self.parameters(effective, ctx)
         else:
             result = effective
-        return self.final_output(set_result_path(raw, self.result_path, result), ctx), self.next
+        if self.jsonata:
+            return self.complete(raw, ctx, run, result), self.next
+        return self.complete(raw, ctx, run, result, set_result_path(raw, self.result_path, result)), self.next
 
 
 class TaskState(_Worker):
     """A Task: its Resource is a Lambda function, an AWS service integration, a child state
     machine, an activity or a custom string (``distmap.asl.integrations``)."""
 
-    def __init__(self, name: str, f: Fields, where: str) -> None:
-        super().__init__(name, f, where)
+    def __init__(self, name: str, f: Fields, where: str, language: str = JSONPATH) -> None:
+        super().__init__(name, f, where, language)
         self.resource = f.string("Resource", required=True)
-        self.timeout, self.timeout_path = _positive_or_path(f, "TimeoutSeconds")
-        self.heartbeat, self.heartbeat_path = _positive_or_path(f, "HeartbeatSeconds")
-        if self.timeout and self.heartbeat and self.heartbeat >= self.timeout:
+        self.timeout, self.timeout_path = expression_or(
+            f, "TimeoutSeconds", name, lambda: _positive_or_path(f, "TimeoutSeconds")
+        ), None
+        if not isinstance(self.timeout, Expression):
+            self.timeout, self.timeout_path = self.timeout
+        self.heartbeat, self.heartbeat_path = expression_or(
+            f, "HeartbeatSeconds", name, lambda: _positive_or_path(f, "HeartbeatSeconds")
+        ), None
+        if not isinstance(self.heartbeat, Expression):
+            self.heartbeat, self.heartbeat_path = self.heartbeat
+        static = not isinstance(self.timeout, Expression) and not isinstance(self.heartbeat, Expression)
+        if static and self.timeout and self.heartbeat and self.heartbeat >= self.timeout:
             raise f.error("HeartbeatSeconds", "must be smaller than TimeoutSeconds")
         f.get("Credentials")
         from distmap.asl.integrations import parse_integration
 
         assert self.resource is not None
-        self.integration = parse_integration(self.resource, f.get("Parameters"), f)
+        arguments = f.get("Arguments") if self.jsonata else f.get("Parameters")
+        self.integration = parse_integration(self.resource, arguments, f)
 
     def resources(self) -> list[str]:
         return [self.resource] if self.resource else []
@@ -325,10 +403,15 @@ class TaskState(_Worker):
     def work(self, params: Any, effective: Any, ctx: dict[str, Any], run: Run) -> Any:
         from distmap.asl.integrations import TaskCall
 
-        timeout = self.timeout
+        timeout, heartbeat = self.timeout, self.heartbeat
+        if isinstance(timeout, Expression):
+            timeout = _positive_number(typed(timeout, states_of(effective, ctx), variables_of(ctx), "integer"), "TimeoutSeconds")
+        if isinstance(heartbeat, Expression):
+            heartbeat = _positive_number(
+                typed(heartbeat, states_of(effective, ctx), variables_of(ctx), "integer"), "HeartbeatSeconds"
+            )
         if self.timeout_path is not None:
             timeout = _positive_number(self.timeout_path.evaluate(effective, ctx), "TimeoutSecondsPath")
-        heartbeat = self.heartbeat
         if self.heartbeat_path is not None:
             heartbeat = _positive_number(self.heartbeat_path.evaluate(effective, ctx), "HeartbeatSecondsPath")
         call = TaskCall(self.integration, run, ctx, heartbeat)
@@ -422,10 +505,12 @@ def _call_with_timeout(
 
 
 class ChoiceState(State):
-    def __init__(self, name: str, f: Fields, where: str) -> None:
-        super().__init__(name, f, where)
+    def __init__(self, name: str, f: Fields, where: str, language: str = JSONPATH) -> None:
+        super().__init__(name, f, where, language)
         raw = {k: f.get(k) for k in ("Choices", "Default")}
-        self.rules = compile_choice_state({k: v for k, v in raw.items() if v is not None}, where)
+        from distmap.asl.choice_flow import compile_rules
+
+        self.rules, self.rule_flows = compile_rules(self, raw, f)
         self._targets: list[tuple[str, str]] = []
         choices = raw["Choices"]
         if isinstance(choices, list):
@@ -439,32 +524,43 @@ class ChoiceState(State):
         return list(self._targets)
 
     def execute(self, raw: Any, run: Run) -> tuple[Any, str | None]:
+        from distmap.asl.choice_flow import choose
+
         ctx = run.context(self.name)
         effective = self.effective_input(raw, ctx)
-
-        def resolve(path: str) -> tuple[bool, Any]:
-            return compile_query(path).find(effective, ctx)
-
-        nxt = self.rules.next_state(resolve)
+        nxt, rule_flow = choose(self, raw, effective, ctx)
         if nxt is None:
             raise StatesError(
                 "States.NoChoiceMatched",
                 f"no Choice rule matched in state {self.name!r} and there is no Default",
             )
-        return self.final_output(effective, ctx), nxt
+        flow = rule_flow or self.flow
+        if self.jsonata:
+            states = states_of(raw, ctx)
+            default = raw
+            if flow is not self.flow and flow.output is None and self.flow.output is not None:
+                default = self.flow.output(states, variables_of(ctx))
+            return flow.finish(run.variables, states, None, default), nxt
+        out = self.final_output(effective, ctx)
+        if flow.assign is None:
+            return out, nxt
+        return flow.finish(run.variables, {"context": ctx}, effective, out), nxt
 
 
 class WaitState(State):
-    def __init__(self, name: str, f: Fields, where: str) -> None:
-        super().__init__(name, f, where)
+    def __init__(self, name: str, f: Fields, where: str, language: str = JSONPATH) -> None:
+        super().__init__(name, f, where, language)
         given = [k for k in ("Seconds", "Timestamp", "SecondsPath", "TimestampPath") if f.has(k)]
         if len(given) != 1:
             raise f.error(
                 "Seconds", "a Wait state needs exactly one of Seconds, Timestamp, SecondsPath, TimestampPath"
             )
         self.kind = given[0]
-        if self.kind == "Seconds":
-            self.value: Any = f.integer("Seconds", minimum=0)
+        dynamic = expression_or(f, self.kind, name, lambda: None) if self.jsonata else None
+        if dynamic is not None:
+            self.value: Any = dynamic
+        elif self.kind == "Seconds":
+            self.value = f.integer("Seconds", minimum=0)
         elif self.kind == "Timestamp":
             self.value = f.string("Timestamp")
             if _parse_timestamp(self.value) is None:
@@ -475,7 +571,9 @@ class WaitState(State):
     def execute(self, raw: Any, run: Run) -> tuple[Any, str | None]:
         ctx = run.context(self.name)
         effective = self.effective_input(raw, ctx)
-        if self.kind == "Seconds":
+        if isinstance(self.value, Expression):
+            seconds = self._dynamic_seconds(raw, ctx)
+        elif self.kind == "Seconds":
             seconds = float(self.value)
         elif self.kind == "Timestamp":
             seconds = _parse_timestamp(self.value) - time.time()  # type: ignore[operator]
@@ -491,7 +589,22 @@ class WaitState(State):
                 raise Runtime(cause=f"TimestampPath must resolve to an RFC 3339 timestamp, got {v!r}")
             seconds = ts - time.time()
         run.sleep(seconds)
-        return self.final_output(effective, ctx), self.next
+        return self.complete(raw, ctx, run, effective, effective), self.next
+
+    def _dynamic_seconds(self, raw: Any, ctx: Any) -> float:
+        states, variables = states_of(raw, ctx), variables_of(ctx)
+        if self.kind == "Seconds":
+            seconds = typed(self.value, states, variables, "integer")
+            if seconds < 0:
+                raise StatesError("States.QueryEvaluationError", f"Seconds must be non-negative, got {seconds}")
+            return float(seconds)
+        text = typed(self.value, states, variables, "string")
+        ts = _parse_timestamp(text)
+        if ts is None:
+            raise StatesError(
+                "States.QueryEvaluationError", f"Timestamp must be an RFC 3339 timestamp, got {text!r}"
+            )
+        return ts - time.time()
 
 
 def _parse_timestamp(text: Any) -> float | None:
@@ -505,26 +618,31 @@ class SucceedState(State):
 
     def execute(self, raw: Any, run: Run) -> tuple[Any, str | None]:
         ctx = run.context(self.name)
-        return self.final_output(self.effective_input(raw, ctx), ctx), None
+        effective = self.effective_input(raw, ctx)
+        return self.complete(raw, ctx, run, effective, effective), None
 
 
 class FailState(State):
     terminal = True
     has_io = False
 
-    def __init__(self, name: str, f: Fields, where: str) -> None:
-        super().__init__(name, f, where)
+    def __init__(self, name: str, f: Fields, where: str, language: str = JSONPATH) -> None:
+        super().__init__(name, f, where, language)
         for a, b in (("Error", "ErrorPath"), ("Cause", "CausePath")):
             if f.has(a) and f.has(b):
                 raise f.error(a, f"{a} and {b} cannot both be set")
-        self.error = f.string("Error")
-        self.cause = f.string("Cause")
+        self.error: Any = expression_or(f, "Error", name, lambda: f.string("Error"))
+        self.cause: Any = expression_or(f, "Cause", name, lambda: f.string("Cause"))
         self.error_path = _path(f, "ErrorPath", None)
         self.cause_path = _path(f, "CausePath", None)
 
     def execute(self, raw: Any, run: Run) -> tuple[Any, str | None]:
         ctx = run.context(self.name)
         error, cause = self.error, self.cause
+        if isinstance(error, Expression):
+            error = typed(error, states_of(raw, ctx), variables_of(ctx), "string")
+        if isinstance(cause, Expression):
+            cause = typed(cause, states_of(raw, ctx), variables_of(ctx), "string")
         if self.error_path is not None:
             error = self.error_path.evaluate(raw, ctx)
         if self.cause_path is not None:
@@ -538,13 +656,13 @@ class FailState(State):
 
 
 class ParallelState(_Worker):
-    def __init__(self, name: str, f: Fields, where: str) -> None:
-        super().__init__(name, f, where)
+    def __init__(self, name: str, f: Fields, where: str, language: str = JSONPATH) -> None:
+        super().__init__(name, f, where, language)
         branches = f.require("Branches")
         if not isinstance(branches, list) or not branches:
             raise f.error("Branches", "must be a non-empty list of state machines")
         self.branches = [
-            StateMachine.parse(b, where=f"{f.sub('Branches')}[{i}]", source=f.source)
+            StateMachine.parse(b, where=f"{f.sub('Branches')}[{i}]", source=f.source, language=self.language)
             for i, b in enumerate(branches)
         ]
 
@@ -583,8 +701,8 @@ def _child_run(run: Run) -> Run:
 class MapState(_Worker):
     parameters_key = ""  # Map's Parameters is the legacy ItemSelector
 
-    def __init__(self, name: str, f: Fields, where: str) -> None:
-        super().__init__(name, f, where)
+    def __init__(self, name: str, f: Fields, where: str, language: str = JSONPATH) -> None:
+        super().__init__(name, f, where, language)
         key = "ItemProcessor" if f.has("ItemProcessor") or not f.has("Iterator") else "Iterator"
         proc = f.require(key)
         if not isinstance(proc, Mapping):
@@ -607,16 +725,19 @@ class MapState(_Worker):
             )
         processor = {k: v for k, v in proc.items() if k != "ProcessorConfig"}
         self.processor_definition = processor
-        self.processor = StateMachine.parse(processor, where=f.sub(key), source=f.source)
-        self.items_path = _path(f, "ItemsPath")
+        self.processor = StateMachine.parse(processor, where=f.sub(key), source=f.source, language=self.language)
+        self.items_path = _path(f, "ItemsPath") if not self.jsonata else None
+        self.items = template(f, "Items", name) if self.jsonata else None
         sel_key = "ItemSelector" if f.has("ItemSelector") or not f.has("Parameters") else "Parameters"
         if f.has("ItemSelector") and f.has("Parameters"):
             raise f.error("Parameters", "ItemSelector and Parameters (its legacy name) cannot both be set")
         self.item_selector_raw = f.get(sel_key)
-        self.item_selector = _template(f, sel_key)
+        self.item_selector = template(f, sel_key, name) if self.jsonata else _template(f, sel_key)
         if f.has("MaxConcurrency") and f.has("MaxConcurrencyPath"):
             raise f.error("MaxConcurrency", "MaxConcurrency and MaxConcurrencyPath cannot both be set")
-        self.max_concurrency = f.integer("MaxConcurrency", 0, minimum=0) or 0
+        self.max_concurrency = expression_or(
+            f, "MaxConcurrency", name, lambda: f.integer("MaxConcurrency", 0, minimum=0) or 0
+        )
         self.max_concurrency_path = _path(f, "MaxConcurrencyPath", None)
         self.label = f.string("Label")
         if self.label is not None and (problem := name_problem(self.label)):
@@ -653,6 +774,13 @@ class MapState(_Worker):
         return self.processor.resources()
 
     def max_concurrency_for(self, effective: Any, ctx: Any) -> int:
+        if isinstance(self.max_concurrency, Expression):
+            value = typed(self.max_concurrency, states_of(effective, ctx), variables_of(ctx), "integer")
+            if value < 0:
+                raise StatesError(
+                    "States.QueryEvaluationError", f"MaxConcurrency must be a non-negative integer, got {value}"
+                )
+            return value
         if self.max_concurrency_path is None:
             return self.max_concurrency
         from distmap.asl import path_values
@@ -667,6 +795,14 @@ class MapState(_Worker):
         return self._run_inline(params, ctx, run)
 
     def items_of(self, effective: Any, ctx: Any) -> list[Any]:
+        if self.jsonata:
+            items = self.items(states_of(effective, ctx), variables_of(ctx)) if self.items is not None else effective
+            if not isinstance(items, list):
+                raise StatesError(
+                    "States.QueryEvaluationError",
+                    f"Items of state {self.name!r} must evaluate to an array, got {type(items).__name__}",
+                )
+            return items
         items = self.items_path.evaluate(effective, ctx) if self.items_path is not None else effective
         if not isinstance(items, list):
             raise Runtime(
@@ -677,7 +813,10 @@ class MapState(_Worker):
     def select(self, effective: Any, ctx: dict[str, Any], index: int, value: Any) -> Any:
         if self.item_selector is None:
             return value
-        item_ctx = {**ctx, "Map": {"Item": {"Index": index, "Value": value}}}
+        item_ctx = ContextObject(ctx, variables=variables_of(ctx))
+        item_ctx["Map"] = {"Item": {"Index": index, "Value": value}}
+        if self.jsonata:
+            return self.item_selector(states_of(effective, item_ctx), variables_of(ctx))
         return self.item_selector(effective, item_ctx)
 
     def _run_inline(self, effective: Any, ctx: dict[str, Any], run: Run) -> Any:
@@ -728,13 +867,13 @@ class StateMachine:
         self.where = where
 
     @classmethod
-    def parse(cls, data: Any, *, where: str = "", source: str | None = None) -> StateMachine:
+    def parse(
+        cls, data: Any, *, where: str = "", source: str | None = None, language: str = JSONPATH
+    ) -> StateMachine:
         f = Fields(data, where, source)
         f.get("Comment")
         f.get("Version")
-        for key, reason in UNSUPPORTED.items():
-            if f.has(key) and not (key == "QueryLanguage" and f.get(key) == "JSONPath"):
-                raise f.error(key, reason)
+        language = language_of(f, language)
         start_at = f.string("StartAt", required=True)
         timeout = f.integer("TimeoutSeconds", None, minimum=1)
         raw_states = f.require("States")
@@ -750,7 +889,7 @@ class StateMachine:
             cls_ = _STATE_CLASSES.get(kind) if isinstance(kind, str) else None
             if cls_ is None:
                 raise sf.error("Type", f"must be one of {', '.join(STATE_TYPES)}, got {kind!r}")
-            state = cls_(name, sf, sf.path)
+            state = cls_(name, sf, sf.path, language)
             sf.finish()
             states[name] = state
         if start_at not in states:
@@ -777,6 +916,7 @@ class StateMachine:
         return [r for s in self.states.values() for r in s.resources()]
 
     def run(self, data: Any, run: Run) -> Any:
+        run = run.scoped()  # what this machine (branch, iteration) assigns stays in it
         name = self.start_at
         while True:
             run.check_alive()

@@ -429,6 +429,9 @@ def parse_catchers(f: Fields, *, allow_next: bool) -> tuple[CatcherConfig, ...]:
                 raise cf.error("ResultPath", str(exc)) from None
         nxt = cf.string("Next") if allow_next else None
         cf.get("Comment")
+        if allow_next:  # a state's catcher may also hold Output (JSONata) and Assign, compiled by the state
+            cf.get("Output")
+            cf.get("Assign")
         cf.finish()
         catchers.append(CatcherConfig(error_equals=ee, result_path=result_path, next=nxt))
     return tuple(catchers)
