@@ -42,7 +42,7 @@ import orjson
 
 from distmap.config.model import MapJob
 from distmap.dataflow.jsonpath import compile_result_path
-from distmap.dataflow.templates import compile_payload
+from distmap.dataflow.selectors import compile_batch_input, compile_selector
 from distmap.dataflow.values import NOT_JSON, NotJson, check_finite
 from distmap.errors import ItemReaderFailed, StatesError, Timeout, classify, error_matches
 from distmap.imports import load_function
@@ -181,12 +181,15 @@ class BatchProcessor:
         self.policy = RetryPolicy(job.processor.retry)
         self.catchers = job.processor.catch
         self.selector = (
-            compile_payload(job.item_selector, where="ItemSelector")
+            compile_selector(job.item_selector, job.query_language, where="ItemSelector")
             if job.item_selector is not None
             else None
         )
         self.catch_setters = [compile_result_path(c.result_path) for c in self.catchers]
         self.batcher = job.item_batcher
+        self.batch_input = compile_batch_input(
+            job.item_batcher.batch_input if job.item_batcher else None, job.query_language
+        )
         self.encoder = RecordEncoder(
             spec.identity,
             job.result_writer.transformation if job.result_writer else "NONE",
@@ -242,7 +245,11 @@ class BatchProcessor:
         assert b is not None
         max_n = b.max_items_per_batch or len(singles) or 1
         max_bytes = b.max_input_bytes_per_batch
-        batch_input = b.batch_input
+        failed: tuple[str, str, str] | None = None
+        try:
+            batch_input = self.batch_input(self.spec.job.input, self.spec.context)
+        except StatesError as exc:  # a JSONata BatchInput that cannot be evaluated fails its batches
+            batch_input, failed = None, ("fail", exc.error, exc.cause)
         overhead = len(
             _dumps({"Items": [], "BatchInput": batch_input} if batch_input is not None else {"Items": []})
         )
@@ -257,7 +264,7 @@ class BatchProcessor:
                 payload: dict[str, Any] = {"Items": cur}
                 if batch_input is not None:
                     payload["BatchInput"] = batch_input
-                batches.append(_Execution(cur_first, len(cur), payload, None))
+                batches.append(_Execution(cur_first, len(cur), payload, None, outcome=failed))
             cur = []
             cur_bytes = overhead
 

@@ -1,8 +1,10 @@
 """JSONata expressions (``"{% ... %}"``) as Step Functions evaluates them, compiled once.
 
-* The library is ``jsonatapy`` (jsonata-js 2.x semantics; chosen by measurement, see
-  ``benchmarks/jsonata_libraries.py``). Every expression is parsed once, when the definition
-  or job is loaded; a syntax error is a :class:`JsonataSyntaxError` naming the field.
+* The library is ``jlens`` (a Rust JSONata engine; chosen by measurement, see
+  ``benchmarks/jsonata_libraries.py``: the best conformance of the candidates on the JSONata
+  test suite, and a compiled expression can be evaluated from any thread, which distmap's Map
+  and Parallel thread pools need). Every expression is parsed once, when the definition or job
+  is loaded; a syntax error is a :class:`JsonataSyntaxError` naming the field.
 * ``$states`` is bound to ``{"input", "context"}`` and, where the state has them, ``"result"`` and
   ``"errorOutput"``; workflow variables are bound by name (``$name``).
 * AWS's extension functions: ``$partition``, ``$range``, ``$hash``, ``$random`` (with an optional
@@ -25,7 +27,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import jsonatapy
+import jlens
 
 from distmap.dataflow.jsonpath import PathSyntaxError, copy_json
 from distmap.errors import QueryEvaluationError
@@ -247,14 +249,12 @@ class Expression:
         if _EVAL_CALL.search(text):
             raise JsonataSyntaxError(f"{field}: $eval is not supported in Step Functions; use $parse")
         try:
-            jsonatapy.compile(text)
-            compiled = jsonatapy.compile(_WRAP.format(expr=text))
-        except ValueError as exc:
+            jlens.Expression(text)
+            compiled = jlens.Expression(_WRAP.format(expr=text))
+        except jlens.JlensError as exc:
             raise JsonataSyntaxError(f"{field}: the JSONata expression {text!r} is invalid: {exc}") from None
-        for name, fn in _EXTENSIONS.items():
-            compiled.register(name, fn)
-        for name, fn in _OVERRIDES.items():
-            compiled.register_override(name, fn)
+        for name, fn in {**_EXTENSIONS, **_OVERRIDES}.items():
+            compiled.register_function(name, fn)
         self._compiled = compiled
         self._fast = _fast_path(text)
 
@@ -271,10 +271,11 @@ class Expression:
         bindings["states"] = states
         try:
             box = self._compiled.evaluate(None, bindings)
-        except ValueError as exc:
+        except (jlens.JlensError, ValueError, TypeError) as exc:
+            code = getattr(exc, "code", None)
             raise QueryEvaluationError(
                 cause=f"{self._prefix()}The JSONata expression '{self.text}' specified for the field "
-                f"'{self.field}' threw an error during evaluation. {str(exc).removeprefix('host function raised ValueError: ')}"
+                f"'{self.field}' threw an error during evaluation. {code + ': ' if code else ''}{exc}"
             ) from None
         return box.get("v", _UNDEFINED)
 
