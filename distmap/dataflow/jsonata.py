@@ -173,8 +173,7 @@ def _fast(tokens: _Tokens) -> Callable[[Mapping[str, Any], Mapping[str, Any]], A
 
         is_states = root == "states"
 
-        def lookup(states: Mapping[str, Any], variables: Mapping[str, Any]) -> Any:
-            node = states if is_states else variables.get(root, _UNDEFINED)
+        def careful(node: Any) -> Any:
             for key in path:
                 if isinstance(node, dict):
                     node = node.get(key, _UNDEFINED)
@@ -183,6 +182,16 @@ def _fast(tokens: _Tokens) -> Callable[[Mapping[str, Any], Mapping[str, Any]], A
                 else:
                     return _UNDEFINED
             return _FALLBACK if isinstance(node, list) else node
+
+        def lookup(states: Mapping[str, Any], variables: Mapping[str, Any]) -> Any:
+            start = states if is_states else variables.get(root, _UNDEFINED)
+            node = start
+            try:
+                for key in path:
+                    node = node[key]
+            except (KeyError, TypeError):  # a missing key, or a step into a non-object
+                return careful(start)
+            return _FALLBACK if type(node) is list else node
 
         if root == "states" and not path:
             raise ValueError("bare $states")
@@ -304,7 +313,18 @@ def _constant(value: Any) -> Template:
 
 def _compile(value: Any, field: str, state: str | None) -> Template | None:
     if is_expression(value):
-        return compile_expression(value, field, state).value
+        expression = compile_expression(value, field, state)
+        fast, slow = expression._fast, expression.value
+        if fast is None:
+            return slow
+
+        def quick(states: Mapping[str, Any], variables: Mapping[str, Any]) -> Any:
+            found = fast(states, variables)
+            if found is _FALLBACK or found is _UNDEFINED:
+                return slow(states, variables)  # the library, or the undefined error
+            return found
+
+        return quick
     if isinstance(value, Mapping):
         parts = [(k, _compile(v, f"{field}/{k}", state), v) for k, v in value.items()]
         if all(p is None for _, p, _ in parts):
