@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_to_jsonpath": {n: best[n] / best["jsonpath"] for n in best if "jsonpath" in best},
     }
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"jsonata-selector-{dt.date.today().isoformat()}-{args.backend}.json"
+    out = RESULTS / f"jsonata-selector-{dt.date.today().isoformat()}-{args.rows}-{args.backend}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return 0

@@ -423,3 +423,58 @@ def test_run_job_refuses_jsonata_syntax_errors_and_unknown_query_language(job):
     with pytest.raises(ConfigError) as info:
         distmap.MapJob.from_dict(job("itemfns:echo", QueryLanguage="JMESPath"))
     assert "QueryLanguage" in str(info.value)
+
+
+@pytest.mark.s3
+def test_distributed_map_jsonata_reader_arguments_batcher_and_tolerance(s3, s3_bucket):
+    """In a JSONata DISTRIBUTED Map, ItemReader takes Arguments and ReaderConfig.MaxItems as
+    expressions, ItemBatcher takes MaxItemsPerBatch and BatchInput expressions, and
+    ToleratedFailureCount an expression; all are evaluated over $states.input."""
+    s3.put_object(Bucket=s3_bucket, Key="rows.jsonl", Body="".join(json.dumps({"id": i}) + "\n" for i in range(30)).encode())
+    d = jmachine(
+        {
+            "M": {
+                "Type": "Map",
+                "ItemReader": {
+                    "Resource": "arn:aws:states:::s3:getObject",
+                    "Arguments": {"Bucket": "{% $states.input.bucket %}", "Key": "rows.jsonl"},
+                    "ReaderConfig": {"InputType": "JSONL", "MaxItems": "{% $states.input.limit %}"},
+                },
+                "ItemBatcher": {"MaxItemsPerBatch": "{% $states.input.per %}", "BatchInput": {"run": "{% $states.input.run %}"}},
+                "ToleratedFailureCount": "{% $states.input.tolerate %}",
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                    **machine({"T": task("batch_ids", End=True)}),
+                },
+                "End": True,
+            }
+        }
+    )
+    resp = distmap.execute(
+        d,
+        {"bucket": s3_bucket, "limit": 7, "per": 3, "run": "r9", "tolerate": 0},
+        resources={"Resources": {FN + "batch_ids": "aslfns:batch_ids"}},
+        state_machine_name="sm",
+    )
+    assert output(resp) == [
+        {"ids": [0, 1, 2], "input": {"run": "r9"}},
+        {"ids": [3, 4, 5], "input": {"run": "r9"}},
+        {"ids": [6], "input": {"run": "r9"}},
+    ]
+
+
+def test_distributed_map_item_reader_parameters_refused_in_jsonata():
+    """A JSONata DISTRIBUTED Map's ItemReader needs Arguments, not Parameters."""
+    d = jmachine(
+        {
+            "M": {
+                "Type": "Map",
+                "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "Parameters": {"Bucket": "b", "Key": "k"}, "ReaderConfig": {"InputType": "JSONL"}},
+                "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}, **machine({"T": task("echo", End=True)})},
+                "End": True,
+            }
+        }
+    )
+    with pytest.raises(ConfigError) as info:
+        run(d, {})
+    assert "ItemReader" in info.value.field

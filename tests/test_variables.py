@@ -234,3 +234,14 @@ def test_assign_over_the_limit_is_not_caught_by_states_all():
         }
     )
     assert failed(run(d, {"s": "x" * (300 * 1024)}))[0] == "States.DataLimitExceeded"
+
+
+def test_jsonpath_choice_rule_assign_reads_the_effective_input():
+    """A JSONPath Choice rule's Assign applies when it matches, with the state's input as $."""
+    d = machine(
+        {
+            "C": {"Type": "Choice", "Choices": [{"Variable": "$.n", "NumericGreaterThan": 1, "Assign": {"seen.$": "$.n"}, "Next": "X"}]},
+            "X": {"Type": "Pass", "Parameters": {"seen.$": "$seen"}, "End": True},
+        }
+    )
+    assert output(run(d, {"n": 5})) == {"seen": 5}
