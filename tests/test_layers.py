@@ -82,10 +82,10 @@ def test_every_unit_has_a_layer():
 ASL_LAYERS: list[set[str]] = [
     {"aws", "choice", "path_values", "execution_types", "query_language"},
     {"resources", "choice_flow"},
-    {"lambdas", "callbacks"},
+    {"lambdas", "callbacks", "state_base"},
     {"children"},
     {"integrations"},
-    {"distributed"},
+    {"distributed", "task_state"},
     {"machine"},
     {"execution"},
     {"__init__"},
