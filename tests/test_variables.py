@@ -245,3 +245,12 @@ def test_jsonpath_choice_rule_assign_reads_the_effective_input():
         }
     )
     assert output(run(d, {"n": 5})) == {"seen": 5}
+
+
+@pytest.mark.parametrize("field", ["Assign", "Output"])
+def test_fail_state_takes_no_assign_or_output(field: str):
+    """A Fail state ends the execution: Assign or Output on it is a definition error."""
+    d = jmachine({"F": {"Type": "Fail", field: {"a": 1}}})
+    with pytest.raises(ConfigError) as info:
+        run(d, {})
+    assert info.value.field == f"States.F.{field}"

@@ -202,6 +202,9 @@ class FailState(State):
 
     def __init__(self, name: str, f: Fields, where: str, language: str = JSONPATH) -> None:
         super().__init__(name, f, where, language)
+        for key in ("Assign", "Output"):
+            if f.has(key):
+                raise f.error(key, "a Fail state has no Assign or Output (it ends the execution)")
         for a, b in (("Error", "ErrorPath"), ("Cause", "CausePath")):
             if f.has(a) and f.has(b):
                 raise f.error(a, f"{a} and {b} cannot both be set")
