@@ -6,6 +6,8 @@ Two measurements per library, in one process each (``--library NAME``):
     The JSONata reference test suite (jsonata-js ``test/test-suite``: ``groups/*/case*.json``
     and ``datasets/``), every case without a time or depth limit: the share of cases whose result
     (or expected error) the library reproduces. Pass ``--suite DIR`` (the ``test-suite`` folder).
+``cross thread``
+    whether an expression compiled on one thread can be evaluated on another.
 ``per item``
     An ItemSelector evaluated once per item, as a Map does: ``{"id": $states.context.Map.Item.
     Value.id, "name": ..., "batch": $states.input.batch}`` compiled once and evaluated ``--items``
@@ -155,6 +157,26 @@ def per_item(library: str, items: int) -> dict[str, float]:
     return {"jsonata_us_per_item": jsonata_s / items * 1e6, "jsonpath_us_per_item": jsonpath_s / items * 1e6}
 
 
+def cross_thread(library: str) -> str:
+    """Whether an expression compiled on one thread evaluates on another (distmap's Map and
+    Parallel states run their iterations on thread pools): "ok" or the failure."""
+    import threading
+
+    evaluate = _compiler(library)("$states.input.a + 1")
+    box: dict[str, Any] = {}
+
+    def other() -> None:
+        try:
+            box["value"] = evaluate(None, {"states": {"input": {"a": 1}}})
+        except BaseException as exc:
+            box["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join()
+    return "ok" if box.get("value") == 2 else box.get("error", f"wrong result {box.get('value')!r}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", type=Path, required=True, help="the jsonata-js test/test-suite folder")
@@ -163,7 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python", default=sys.executable, help="interpreter for the subprocesses")
     args = parser.parse_args(argv)
     if args.library:
-        row = {"library": args.library, **per_item(args.library, args.items), **conformance(args.library, args.suite)}
+        row = {
+            "library": args.library,
+            "cross_thread": cross_thread(args.library),
+            **per_item(args.library, args.items),
+            **conformance(args.library, args.suite),
+        }
         print(json.dumps(row))
         return 0
     for library in CANDIDATES:
