@@ -181,7 +181,7 @@ class BatchProcessor:
         self.policy = RetryPolicy(job.processor.retry)
         self.catchers = job.processor.catch
         self.selector = (
-            compile_selector(job.item_selector, job.query_language, where="ItemSelector")
+            compile_selector(job.item_selector, job.query_language, where="ItemSelector", variables=job.variables)
             if job.item_selector is not None
             else None
         )

@@ -247,10 +247,60 @@ def test_jsonpath_choice_rule_assign_reads_the_effective_input():
     assert output(run(d, {"n": 5})) == {"seen": 5}
 
 
-@pytest.mark.parametrize("field", ["Assign", "Output"])
-def test_fail_state_takes_no_assign_or_output(field: str):
-    """A Fail state ends the execution: Assign or Output on it is a definition error."""
-    d = jmachine({"F": {"Type": "Fail", field: {"a": 1}}})
+@pytest.mark.parametrize(("kind", "field"), [("Fail", "Assign"), ("Fail", "Output"), ("Succeed", "Assign")])
+def test_terminal_states_refuse_assign_and_fail_refuses_output(kind: str, field: str):
+    """Fail and Succeed states end the execution: Assign on them (and Output on Fail) is a
+    definition error, as AWS allows neither."""
+    d = jmachine({"F": {"Type": kind, field: {"a": 1}}})
     with pytest.raises(ConfigError) as info:
         run(d, {})
     assert info.value.field == f"States.F.{field}"
+
+
+def _distributed(selector: dict[str, Any], inner: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {
+        "Type": "Map",
+        "ItemSelector": selector,
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}, **inner},
+        "End": True,
+        **fields,
+    }
+
+
+def test_distributed_map_item_selector_reads_outer_variables_in_jsonata():
+    """A DISTRIBUTED Map's JSONata ItemSelector (run in the engine's workers) reads the variables
+    of the state machine that runs the Map."""
+    inner = machine({"I": {"Type": "Pass", "End": True}})
+    d = jmachine(
+        {
+            "A": {"Type": "Pass", "Assign": {"prefix": "p-"}, "Next": "M"},
+            "M": _distributed({"v": "{% $prefix & $string($states.context.Map.Item.Value) %}"}, inner, Items=[1, 2, 3]),
+        }
+    )
+    assert output(run(d, {})) == [{"v": "p-1"}, {"v": "p-2"}, {"v": "p-3"}]
+
+
+def test_distributed_map_item_selector_reads_outer_variables_in_jsonpath():
+    """The same with a JSONPath ItemSelector ('name.$': '$var')."""
+    inner = machine({"I": {"Type": "Pass", "End": True}})
+    d = machine(
+        {
+            "A": {"Type": "Pass", "Assign": {"prefix": "p-"}, "Next": "M"},
+            "M": _distributed({"v.$": "$$.Map.Item.Value", "p.$": "$prefix"}, inner, ItemsPath="$.xs"),
+        }
+    )
+    assert output(run(d, {"xs": [1, 2]})) == [{"v": 1, "p": "p-"}, {"v": 2, "p": "p-"}]
+
+
+def test_distributed_map_children_do_not_see_outer_variables():
+    """A DISTRIBUTED Map's child workflows start with no variables: a read of an outer one fails
+    the child (States.QueryEvaluationError, undefined)."""
+    inner = jmachine({"I": {"Type": "Pass", "Output": "{% $prefix %}", "End": True}})
+    d = jmachine(
+        {
+            "A": {"Type": "Pass", "Assign": {"prefix": "p-"}, "Next": "M"},
+            "M": _distributed({"v": "{% $states.context.Map.Item.Value %}"}, inner, Items=[1], ToleratedFailurePercentage=100),
+        }
+    )
+    out = output(run(d, {}))
+    assert out[0]["Status"] == "FAILED" and out[0]["Error"] == "States.QueryEvaluationError"

@@ -370,6 +370,8 @@ def run_distributed_map(state: MapState, effective: Any, ctx: dict[str, Any], ru
         job["Label"] = state.label or state.name
         job["Input"] = effective
         mj = parse_job(job)
+        if state.item_selector_raw is not None and variables_of(ctx):
+            mj = replace(mj, variables=dict(variables_of(ctx)))  # the ItemSelector may read them
         remaining = run.remaining()
         child = ChildMachine(
             state.processor_definition,

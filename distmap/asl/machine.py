@@ -190,6 +190,11 @@ def _parse_timestamp(text: Any) -> float | None:
 class SucceedState(State):
     terminal = True
 
+    def __init__(self, name: str, f: Fields, where: str, language: str = JSONPATH) -> None:
+        super().__init__(name, f, where, language)
+        if f.has("Assign"):
+            raise f.error("Assign", "a Succeed state has no Assign (it ends the execution or branch)")
+
     def execute(self, raw: Any, run: Run) -> tuple[Any, str | None]:
         ctx = run.context(self.name)
         effective = self.effective_input(raw, ctx)

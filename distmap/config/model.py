@@ -113,6 +113,9 @@ class MapJob:
     source_file: str | None = None
     query_language: Literal["JSONPath", "JSONata"] = "JSONPath"
     """The language of ItemSelector and BatchInput (``QueryLanguage``)."""
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    """The workflow variables the ItemSelector reads (a DISTRIBUTED Map in ``distmap execute``
+    sets them; a job file has none)."""
 
     @classmethod
     def from_dict(

@@ -20,6 +20,7 @@ from typing import Any
 
 from distmap.dataflow.jsonata import compile_template
 from distmap.dataflow.templates import compile_payload
+from distmap.dataflow.variables import ContextObject
 
 __all__ = ["JSONATA", "JSONPATH", "QUERY_LANGUAGES", "Selector", "compile_batch_input", "compile_selector"]
 
@@ -33,8 +34,11 @@ Selector = Callable[[Any, Any], Any]
 _NO_VARIABLES: Mapping[str, Any] = {}
 
 
-def _jsonata(template: Any, where: str) -> Selector:
+def _jsonata(template: Any, where: str, variables: Mapping[str, Any] | None = None) -> Selector:
     compiled = compile_template(template, where)
+    if variables:
+        bound = dict(variables)
+        return lambda state_input, context: compiled({"input": state_input, "context": context}, bound)
 
     def select(state_input: Any, context: Any) -> Any:
         return compiled({"input": state_input, "context": context}, getattr(context, "variables", _NO_VARIABLES))
@@ -42,12 +46,24 @@ def _jsonata(template: Any, where: str) -> Selector:
     return select
 
 
-def compile_selector(template: Any, query_language: str = JSONPATH, *, where: str = "ItemSelector") -> Selector:
-    """Compile an ItemSelector. Raises :class:`~distmap.dataflow.jsonpath.PathSyntaxError` (a
-    ValueError) naming the field for a template that cannot work."""
+def compile_selector(
+    template: Any,
+    query_language: str = JSONPATH,
+    *,
+    where: str = "ItemSelector",
+    variables: Mapping[str, Any] | None = None,
+) -> Selector:
+    """Compile an ItemSelector. ``variables`` are the workflow variables it may read (``$name``),
+    when the context objects it is called with do not carry them. Raises
+    :class:`~distmap.dataflow.jsonpath.PathSyntaxError` (a ValueError) naming the field for a
+    template that cannot work."""
     if query_language == JSONATA:
-        return _jsonata(template, where)
-    return compile_payload(template, where=where)
+        return _jsonata(template, where, variables)
+    builder = compile_payload(template, where=where)
+    if not variables:
+        return builder
+    bound = dict(variables)
+    return lambda state_input, context: builder(state_input, ContextObject(context, variables=bound))
 
 
 def compile_batch_input(value: Any, query_language: str = JSONPATH) -> Selector:
