@@ -478,3 +478,22 @@ def test_distributed_map_item_reader_parameters_refused_in_jsonata():
     with pytest.raises(ConfigError) as info:
         run(d, {})
     assert "ItemReader" in info.value.field
+
+
+def test_distributed_map_children_inherit_jsonata():
+    """The child workflows of a DISTRIBUTED Map in a JSONata machine are JSONata too (they are
+    parsed again in the workers), without repeating QueryLanguage in the ItemProcessor."""
+    d = jmachine(
+        {
+            "M": {
+                "Type": "Map",
+                "Items": [1, 2],
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                    **machine({"I": {"Type": "Pass", "Output": "{% $states.input * 3 %}", "End": True}}),
+                },
+                "End": True,
+            }
+        }
+    )
+    assert output(run(d, {})) == [3, 6]

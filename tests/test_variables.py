@@ -295,7 +295,7 @@ def test_distributed_map_item_selector_reads_outer_variables_in_jsonpath():
 def test_distributed_map_children_do_not_see_outer_variables():
     """A DISTRIBUTED Map's child workflows start with no variables: a read of an outer one fails
     the child (States.QueryEvaluationError, undefined)."""
-    inner = jmachine({"I": {"Type": "Pass", "Output": "{% $prefix %}", "End": True}})
+    inner = machine({"I": {"Type": "Pass", "Output": "{% $prefix %}", "End": True}})  # inherits JSONata
     d = jmachine(
         {
             "A": {"Type": "Pass", "Assign": {"prefix": "p-"}, "Next": "M"},

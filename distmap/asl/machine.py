@@ -306,6 +306,8 @@ class MapState(_Worker):
                 f"must be STANDARD or EXPRESS, got {self.execution_type!r}",
             )
         processor = {k: v for k, v in proc.items() if k != "ProcessorConfig"}
+        if self.jsonata and "QueryLanguage" not in processor:  # a DISTRIBUTED child parses it alone
+            processor["QueryLanguage"] = JSONATA
         self.processor_definition = processor
         self.processor = StateMachine.parse(processor, where=f.sub(key), source=f.source, language=self.language)
         self.items_path = _path(f, "ItemsPath") if not self.jsonata else None
