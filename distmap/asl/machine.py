@@ -22,6 +22,7 @@ from typing import Any
 from distmap.asl.choice import parse_timestamp
 from distmap.asl.execution_types import ExecutionTimedOut  # noqa: F401  (execution imports it from here)
 from distmap.asl.query_language import (
+    JSONATA,
     JSONPATH,
     expression_or,
     language_of,
