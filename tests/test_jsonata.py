@@ -5,8 +5,12 @@ type, AWS's field rules, ``$states``, AWS's extension functions and States.Query
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -497,3 +501,39 @@ def test_distributed_map_children_inherit_jsonata():
         }
     )
     assert output(run(d, {})) == [3, 6]
+
+
+def test_distributed_map_with_jsonata_item_selector_from_the_cli(tmp_path: Path):
+    """`distmap execute` (the command) on a JSONata definition whose DISTRIBUTED Map has a JSONata
+    ItemSelector reading a variable: exit code 0 and the exact output."""
+    d = jmachine(
+        {
+            "A": {"Type": "Pass", "Assign": {"factor": 10}, "Next": "M"},
+            "M": {
+                "Type": "Map",
+                "Items": "{% $states.input.xs %}",
+                "ItemSelector": {"value": "{% $states.context.Map.Item.Value * $factor %}"},
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                    **machine({"T": task("double", End=True)}),
+                },
+                "End": True,
+            },
+        }
+    )
+    (tmp_path / "m.asl.json").write_text(json.dumps(d))
+    (tmp_path / "resources.json").write_text(json.dumps({"Resources": {FN + "double": "aslfns:double"}}))
+    root = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root.parent)])}
+    cmd = [sys.executable, "-m", "distmap", "execute", str(tmp_path / "m.asl.json"), "--input", json.dumps({"xs": [1, 2, 3]})]
+    proc = subprocess.run([*cmd, "--resources", str(tmp_path / "resources.json")], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(json.loads(proc.stdout)["output"]) == [20, 40, 60]
+
+
+def test_heartbeat_seconds_expression_must_be_a_positive_number():
+    """HeartbeatSeconds may be an expression; a value that is not a positive number fails the Task."""
+    d = jmachine({"T": task("echo", HeartbeatSeconds="{% $states.input.hb %}", End=True)})
+    assert output(run(d, {"hb": 5})) == {"hb": 5}
+    error, cause = failed(run(d, {"hb": "soon"}))
+    assert error == "States.QueryEvaluationError" and "Expected 'integer', but was 'string'" in cause
