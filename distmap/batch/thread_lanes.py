@@ -41,13 +41,14 @@ ABANDON_GRACE = 0.05
 #: address space, of which they touch a few pages each. ``DISTMAP_LANE_STACK_KIB`` overrides it.
 LANE_STACK_BYTES = int(os.environ.get("DISTMAP_LANE_STACK_KIB", "512")) * 1024
 
-#: With many lanes, CPython's default switch interval (5 ms) makes every thread waiting for the
-#: GIL time out and demand it every 5 ms: with thousands of lanes waking from I/O at once, the
-#: forced hand-offs cost more than the items. Lanes raise it to ``SWITCH_SECONDS_PER_LANE`` x
-#: lanes (at most ``MAX_SWITCH_SECONDS``) while they live. It only delays a thread that runs
-#: Python without a break that long: a lane doing CPU work, and with it the timeout watchdog.
-SWITCH_SECONDS_PER_LANE = 10e-6
-MAX_SWITCH_SECONDS = 0.05
+#: With many lanes, CPython's default switch interval (5 ms) is a trap: every thread waiting
+#: for the GIL wakes every 5 ms to demand it, so thousands of lanes waking from I/O at once spend
+#: their time handing the GIL to each other (measured: 100,000 x 100 ms items on 2 x 5,000 lanes
+#: took 53 s at 50 ms, 4-6 s at 0.3-2 s). While they live, lanes raise it to
+#: ``SWITCH_SECONDS_PER_LANE`` x lanes, at most ``MAX_SWITCH_SECONDS``. The cost: a lane running
+#: Python without a break (CPU work) can keep the others, and the timeout clock, waiting that long.
+SWITCH_SECONDS_PER_LANE = 100e-6
+MAX_SWITCH_SECONDS = 0.5
 
 _WAKE = object()  # a retry became due: take from ``urgent``
 _STOP = object()
