@@ -189,6 +189,10 @@ class Coordinator:
         self._retries = 0
         self._total_bytes: int | None = None
         self._backend_seconds = 0.0
+        self._t0 = 0.0
+        self._first_dispatch: float | None = None
+        """When the first chunk was given to a worker (workers that start slowly, like Ray
+        actors, take no chunk before they are up)."""
         self._next_index = 0
         """Index the next block read will start at: items dispatched so far."""
         self._unread = 0
@@ -269,6 +273,7 @@ class Coordinator:
             self.stops.install()  # again: ray.init installs a SIGTERM handler of its own
         t0 = time.perf_counter()
         self._backend_seconds = t0 - t_connect
+        self._t0 = t0
         most = None
         if getattr(self.executor, "extra_workers", False) and not runs_async(job.processor.function):
             most = THREAD_LANES_PER_PROCESS  # latency-bound sync work at thousands of lanes
@@ -379,6 +384,8 @@ class Coordinator:
                 self._next_index += block.count
                 self._sync_total()
                 ex.submit(chunk)
+                if self._first_dispatch is None:
+                    self._first_dispatch = time.perf_counter()
             if not ex.outstanding() and (stop is not None or (self._reader_done and not self._requeue)):
                 break
             for done in ex.poll(0.05):
@@ -658,6 +665,7 @@ class Coordinator:
             "workerCrashes": self._crashes,
             "chunksRerun": self._lost,
             "backendStartSeconds": round(self._backend_seconds, 3),
+            "workersStartSeconds": round((self._first_dispatch or self._t0) - self._t0, 3),
         }
         if self._writer_broken:
             stats["resultsNotWritten"] = max(0, done_items - self.counts.results_written)
