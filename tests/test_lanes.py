@@ -292,4 +292,7 @@ def test_long_run_at_1000_lanes_keeps_a_steady_rate_and_bounded_threads(tmp_path
     (t0, n0), (t1, n1) = points[0], points[third]
     (t2, n2), (t3, n3) = points[-third - 1], points[-1]
     first, last = (n1 - n0) / (t1 - t0), (n3 - n2) / (t3 - t2)
+    print(
+        f"steady run: {STEADY_ITEMS} items, first third {first:,.0f}/s, last third {last:,.0f}/s, peak threads {workers}"
+    )
     assert last >= 0.6 * first, (first, last)

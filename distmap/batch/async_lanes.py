@@ -134,7 +134,7 @@ class AsyncLanes:
                 delay = None
             if delay is None:
                 ex.stop = now()
-                ex.work.finish_one()
+                ex.work.finish_one_in_loop()
             elif self.async_sleep is not None:  # an injected sleep (tests): wait in the lane
                 res = self.async_sleep(delay)
                 if inspect.isawaitable(res):

@@ -70,6 +70,12 @@ class Work:
         if n <= 0:
             self.done.set()
 
+    def finish_one_in_loop(self) -> None:
+        """``finish_one`` for executions that only one thread finishes (an event loop's)."""
+        self.remaining -= 1
+        if self.remaining == 0:
+            self.done.set()
+
     def finish_one(self) -> None:
         with self.lock:
             self.remaining -= 1
