@@ -46,7 +46,8 @@ from distmap.dataflow.templates import compile_payload
 from distmap.dataflow.values import NOT_JSON, NotJson, check_finite
 from distmap.errors import ItemReaderFailed, StatesError, Timeout, classify, error_matches
 from distmap.imports import load_function
-from distmap.readers.base import DecodeSpec, RawBlock, decode_block
+from distmap.readers.base import DecodeSpec, RawBlock, block_spec, decode_block
+from distmap.readers.formats import fast_lines, json_lines
 from distmap.records import RecordEncoder, RecordIdentity
 from distmap.retry import AttemptState, RetryPolicy
 from distmap.storage import redact
@@ -231,7 +232,7 @@ class BatchProcessor:
         except ItemReaderFailed as exc:
             error = ReadError(exc.cause, chunk.block.count - len(out))
         if error is None and len(out) != chunk.block.count:  # the splitter and the parser disagree
-            error = _count_mismatch(spec.decode.source, chunk, len(out))
+            error = _count_mismatch(block_spec(spec.decode, chunk.block).source, chunk, len(out))
             del out[chunk.block.count :]
         if self.batcher is None:
             return out, error
@@ -305,7 +306,7 @@ class BatchProcessor:
 
     def _fast_path_ok(self) -> bool:
         return (
-            self.spec.decode.input_type == "JSONL"
+            fast_lines(self.spec.decode)
             and self.selector is None
             and self.batcher is None
             and not self.is_async
@@ -321,8 +322,8 @@ class BatchProcessor:
         retry/catch machinery (retries wait on a timer heap, not in line). A malformed line ends
         the chunk there, as in the general path: the items before it are run and recorded.
         """
-        payload = chunk.block.payload
-        assert isinstance(payload, bytes)
+        payload = json_lines(self.spec.decode, chunk.block)
+        source = block_spec(self.spec.decode, chunk.block).source
         loads, dumps, now = orjson.loads, _dumps, time.time
         fn = self.fn
         if self.encoder.transformation == "COMPACT":
@@ -345,9 +346,7 @@ class BatchProcessor:
             try:
                 value = loads(line)
             except orjson.JSONDecodeError as exc:
-                res.reader_error = _bad_line_cause(
-                    self.spec.decode.source, chunk, index - chunk.first_index, exc
-                )
+                res.reader_error = _bad_line_cause(source, payload, chunk, index - chunk.first_index, exc)
                 res.unread = chunk.block.count - (index - chunk.first_index)
                 break
             start = now()
@@ -383,7 +382,7 @@ class BatchProcessor:
             ok.append(succeeded(index, line.strip(), out_json, start, stop))
             index += 1
         if res.reader_error is None and index - chunk.first_index != chunk.block.count:
-            mismatch = _count_mismatch(self.spec.decode.source, chunk, index - chunk.first_index)
+            mismatch = _count_mismatch(source, chunk, index - chunk.first_index)
             res.reader_error, res.unread = mismatch.cause, mismatch.unread
         self._run_due(waiting, block=True)
         for ex in deferred:
@@ -785,12 +784,11 @@ def _count_mismatch(source: str, chunk: Chunk, decoded: int) -> ReadError:
     )
 
 
-def _bad_line_cause(source: str, chunk: Chunk, good: int, exc: Exception) -> str:
+def _bad_line_cause(source: str, payload: bytes, chunk: Chunk, good: int, exc: Exception) -> str:
     """The cause for the malformed line that follows the chunk's first ``good`` items."""
-    block = chunk.block
-    line_no = block.first_line
+    line_no = chunk.block.first_line
     seen = 0
-    for line in block.payload.split(b"\n"):  # type: ignore[union-attr]
+    for line in payload.split(b"\n"):
         if line and not line.isspace():
             if seen == good:
                 break

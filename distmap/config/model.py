@@ -10,7 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-InputType = Literal["CSV", "JSON", "JSONL"]
+InputType = Literal["CSV", "JSON", "JSONL", "PARQUET", "MANIFEST"]
+ReaderResource = Literal["getObject", "listObjectsV2"]
 OutputType = Literal["JSON", "JSONL"]
 Transformation = Literal["NONE", "COMPACT", "FLATTEN"]
 
@@ -27,6 +28,16 @@ class ItemReaderConfig:
     csv_delimiter: str = ","
     max_items: int = 0
     """0 means no limit."""
+    resource: ReaderResource = "getObject"
+    """``getObject``: the items inside ``source`` (one object, or every file of a directory /
+    glob). ``listObjectsV2``: one item per object listed under ``source`` (a prefix or a
+    directory), or with ``transformation`` LOAD_AND_FLATTEN the items inside each of them."""
+    version_id: str | None = None
+    """``s3:getObject``'s VersionId."""
+    transformation: Literal["NONE", "LOAD_AND_FLATTEN"] = "NONE"
+    manifest_type: Literal["S3_INVENTORY", "ATHENA_DATA"] | None = None
+    list_params: tuple[tuple[str, str], ...] = ()
+    """Further ListObjectsV2 parameters (StartAfter, Delimiter, RequestPayer, ExpectedBucketOwner)."""
 
 
 @dataclass(frozen=True, slots=True)

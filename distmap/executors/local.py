@@ -37,8 +37,11 @@ _STOP = "stop"
 def pack_chunk(chunk: Chunk) -> tuple[Any, tuple[bytes, ...]]:
     """Split a chunk into a small header and its raw payload (sent as a blob)."""
     block = chunk.block
+    origin = (block.source, block.header)
     if isinstance(block.payload, bytes):
-        return ("chunk", chunk.seq, chunk.first_index, block.count, block.first_line, None), (block.payload,)
+        return ("chunk", chunk.seq, chunk.first_index, block.count, block.first_line, None, origin), (
+            block.payload,
+        )
     return (
         "chunk",
         chunk.seq,
@@ -46,15 +49,17 @@ def pack_chunk(chunk: Chunk) -> tuple[Any, tuple[bytes, ...]]:
         block.count,
         block.first_line,
         (block.payload, block.lines),
+        origin,
     ), ()
 
 
 def unpack_chunk(header: Any, blobs: list[bytearray]) -> Chunk:
-    _, seq, first_index, count, first_line, listed = header
+    _, seq, first_index, count, first_line, listed, (source, head) = header
     if listed is None:
-        return Chunk(seq, first_index, RawBlock(bytes(blobs[0]) if blobs else b"", count, first_line))
+        payload = bytes(blobs[0]) if blobs else b""
+        return Chunk(seq, first_index, RawBlock(payload, count, first_line, None, source, head))
     payload, lines = listed
-    return Chunk(seq, first_index, RawBlock(payload, count, first_line, lines))
+    return Chunk(seq, first_index, RawBlock(payload, count, first_line, lines, source, head))
 
 
 def pack_result(res: ChunkResult) -> tuple[Any, tuple[bytes, ...]]:
