@@ -36,6 +36,8 @@ class ListingReader:
     def __init__(self, source: str, params: tuple[tuple[str, str], ...] = ()) -> None:
         self.source = source
         self._objects: Iterator[Listed] = list_objects(source, params)
+        # the first page is fetched now: a listing that cannot be made fails before any work
+        self._first: Listed | None = next(self._objects, None)
         self.line = 1
         self.bytes_read = 0
 
@@ -44,7 +46,9 @@ class ListingReader:
         size = 0
         dumps = orjson.dumps
         while len(lines) < max_items and size < target_bytes:
-            obj = next(self._objects, None)
+            obj, self._first = (
+                (self._first, None) if self._first is not None else (next(self._objects, None), None)
+            )
             if obj is None:
                 break
             line = dumps(listing_item(obj))

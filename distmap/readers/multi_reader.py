@@ -27,6 +27,11 @@ class MultiReader:
         self.current_name = ""
         self._done_bytes = 0
         self.files = 0
+        try:
+            self._next()  # the first object is opened now: a source that cannot be read fails before any work
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def bytes_read(self) -> int:

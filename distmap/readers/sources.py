@@ -80,12 +80,8 @@ class _Counting:
 
 class _Zstd:
     def __init__(self, raw: Any) -> None:
-        try:
-            import zstandard
-        except ImportError:
-            raise ItemReaderFailed(
-                cause="reading .zst files needs the zstandard package: pip install 'distmap[zstd]'"
-            ) from None
+        import zstandard
+
         self._reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
 
     def read(self, n: int = -1) -> bytes:
@@ -140,13 +136,14 @@ def _open_smart(uri: str, scheme: str) -> IO[bytes]:
     extra = EXTRAS.get(scheme)
     if extra is None:
         raise ItemReaderFailed(cause=f"cannot open {uri}: unsupported scheme {scheme}://")
-    try:
-        import smart_open
+    import smart_open
 
+    try:
         return smart_open.open(str(uri), "rb", compression="disable")
-    except ImportError as exc:
+    except (ImportError, NotImplementedError):
         raise ItemReaderFailed(
-            cause=f"cannot open {uri}: reading {scheme}:// needs an extra: pip install 'distmap[{extra}]' ({exc})"
+            cause=f"cannot open {uri}: reading {scheme}:// needs its client library: "
+            f"pip install 'distmap[{extra}]'"
         ) from None
 
 
