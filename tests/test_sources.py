@@ -425,3 +425,93 @@ def test_get_object_version_id_reads_that_version(s3, s3_bucket, tmp_path):
     assert inputs(run(tmp_path, reader)) == [{"v": 1}]
     reader["Parameters"].pop("VersionId")
     assert inputs(run(tmp_path / "latest", reader)) == [{"v": 2}]
+
+
+# ------------------------------------------------------------------ through distmap execute (ASL Parameters)
+
+
+def _execute(reader: dict[str, Any], data: Any = None) -> Any:
+    from test_asl_execute import RESOURCES, machine, output, task
+
+    import distmap
+
+    processor = machine({"T": task("echo", End=True)})
+    state = {
+        "Type": "Map",
+        "ItemReader": reader,
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            **processor,
+        },
+        "End": True,
+    }
+    return output(
+        distmap.execute(machine({"M": state}), data or {}, resources=RESOURCES, state_machine_name="sm")
+    )
+
+
+@pytest.mark.s3
+def test_execute_list_objects_v2_with_parameters_paths_and_max_items_path(s3, s3_bucket):
+    """An ASL ItemReader s3:listObjectsV2 with Parameters (Bucket.$ from the input, Prefix) gives one
+    item per object with AWS's fields; MaxItemsPath limits it."""
+    for i in range(3):
+        s3.put_object(Bucket=s3_bucket, Key=f"logs/{i}.log", Body=b"x" * i)
+    s3.put_object(Bucket=s3_bucket, Key="other/x", Body=b"")
+    reader = {"Resource": LIST, "Parameters": {"Bucket.$": "$.bucket", "Prefix": "logs/"}}
+    out = _execute(reader, {"bucket": s3_bucket})
+    assert [(o["Key"], o["Size"]) for o in out] == [("logs/0.log", 0), ("logs/1.log", 1), ("logs/2.log", 2)]
+    assert all(set(o) == ITEM_FIELDS for o in out)
+    reader["ReaderConfig"] = {"MaxItemsPath": "$.n"}
+    assert len(_execute(reader, {"bucket": s3_bucket, "n": 2})) == 2
+
+
+@pytest.mark.s3
+def test_execute_load_and_flatten_parquet_and_csv(s3, s3_bucket):
+    """listObjectsV2 with ReaderConfig {InputType, Transformation: LOAD_AND_FLATTEN} runs each object's
+    rows as items, for Parquet and CSV."""
+    import pyarrow as pa
+
+    s3.put_object(Bucket=s3_bucket, Key="pq/1.parquet", Body=parquet_bytes(pa.table({"id": [1, 2]})))
+    s3.put_object(Bucket=s3_bucket, Key="pq/2.parquet", Body=parquet_bytes(pa.table({"id": [3]})))
+    s3.put_object(Bucket=s3_bucket, Key="csv/1.csv", Body=b"id\n1\n")
+    for prefix, input_type, want in (("pq/", "PARQUET", [1, 2, 3]), ("csv/", "CSV", ["1"])):
+        reader = {
+            "Resource": LIST,
+            "Parameters": {"Bucket": s3_bucket, "Prefix": prefix},
+            "ReaderConfig": {"InputType": input_type, "Transformation": "LOAD_AND_FLATTEN"},
+        }
+        assert [o["id"] for o in _execute(reader)] == want
+
+
+@pytest.mark.s3
+def test_execute_manifests_parquet_and_version_id(s3, s3_bucket, tmp_path):
+    """s3:getObject with InputType MANIFEST (S3 Inventory), ManifestType ATHENA_DATA, PARQUET and a
+    VersionId all run through distmap execute."""
+    import pyarrow as pa
+
+    store = Store("s3", tmp_path, s3, s3_bucket)
+    src = _inventory(store, [["b", "k1"], ["b", "k2"]], files=1).split("/", 3)[3]
+    s3.put_object(Bucket=s3_bucket, Key="t.parquet", Body=parquet_bytes(pa.table({"id": [5]})))
+    s3.put_object(Bucket=s3_bucket, Key="a/1.jsonl", Body=jsonl([{"id": 8}]))
+    s3.put_object(Bucket=s3_bucket, Key="a/m.csv", Body=f"s3://{s3_bucket}/a/1.jsonl\n".encode())
+
+    def get(key: str, **config: Any) -> dict[str, Any]:
+        return {
+            "Resource": "arn:aws:states:::s3:getObject",
+            "Parameters": {"Bucket": s3_bucket, "Key": key},
+            "ReaderConfig": config,
+        }
+
+    assert [o["Key"] for o in _execute(get(src, InputType="MANIFEST"))] == ["k1", "k2"]
+    assert _execute(get("t.parquet", InputType="PARQUET")) == [{"id": 5}]
+    assert _execute(get("a/m.csv", InputType="JSONL", ManifestType="ATHENA_DATA")) == [{"id": 8}]
+
+
+def test_execute_rejects_an_input_type_on_a_plain_listing():
+    """A listing's items are the objects; InputType without LOAD_AND_FLATTEN is a definition error."""
+    from distmap.errors import ConfigError
+
+    reader = {"Resource": LIST, "Parameters": {"Bucket": "my-bucket"}, "ReaderConfig": {"InputType": "CSV"}}
+    with pytest.raises(ConfigError) as exc:
+        _execute(reader)
+    assert "LOAD_AND_FLATTEN" in str(exc.value)
