@@ -427,3 +427,43 @@ def test_directory_listing_is_in_s3_key_order(tmp_path: Path, names):
             continue  # a file where a directory is wanted (or the reverse): not this key
         made.add(key)
     assert [o.key for o in list_objects(str(root))] == sorted(made, key=lambda k: k.encode())
+
+
+@PROPS
+@given(
+    rows=st.lists(
+        st.fixed_dictionaries(
+            {
+                "f": st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
+                "s": st.one_of(st.none(), st.text(max_size=12)),
+                "b": st.one_of(st.none(), st.booleans()),
+                "i": st.one_of(st.none(), st.integers(0, 2**64 - 1)),
+            }
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_parquet_json_lines_built_by_arrow_equal_orjson_of_each_row(rows):
+    """The column-wise JSON lines (floats, strings with quotes / backslashes / control characters,
+    booleans, unsigned ints, nulls) parse to exactly what orjson makes of each row: NaN and
+    infinities null, 1.0 a float."""
+    import orjson
+    import pyarrow as pa
+
+    from distmap.readers import parquet_reader as pr
+    from distmap.readers.base import RawBlock
+
+    table = pa.table(
+        {
+            "f": pa.array([r["f"] for r in rows], pa.float64()),
+            "s": pa.array([r["s"] for r in rows], pa.string()),
+            "b": pa.array([r["b"] for r in rows], pa.bool_()),
+            "i": pa.array([r["i"] for r in rows], pa.uint64()),
+        }
+    )
+    lines = pr.json_lines(RawBlock(pr.to_ipc(pa, table), len(rows), 1)).split(b"\n")
+    got = [orjson.loads(line) for line in lines]
+    want = [orjson.loads(orjson.dumps(r)) for r in table.to_pylist()]
+    assert got == want
+    assert [type(g["f"]) for g in got] == [type(w["f"]) for w in want]
