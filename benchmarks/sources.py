@@ -161,7 +161,7 @@ def listing_memory(tmp: Path, counts: list[int]) -> dict[str, Any]:
     proc, url = _moto_server()
     try:
         env["AWS_ENDPOINT_URL"] = url
-        client = boto3.client("s3", endpoint_url=url, **{k.lower(): v for k, v in env.items() if k.startswith("AWS_") and "KEY" in k}, region_name="us-east-1")  # noqa: E501
+        client = boto3.client("s3", endpoint_url=url, **{k.lower(): v for k, v in env.items() if k.startswith("AWS_") and "KEY" in k}, region_name="us-east-1")
         client.create_bucket(Bucket="bench")
         made = 0
         for n in sorted(counts):

@@ -43,9 +43,6 @@ class Store:
             return f"s3://{self.bucket}/{prefix}"
         return str(self.root / prefix)
 
-    def asl_params(self, prefix: str) -> dict[str, Any]:
-        return {"Bucket": self.bucket, "Prefix": prefix}
-
 
 def jsonl(rows: list[Any]) -> bytes:
     return b"".join(json.dumps(r).encode() + b"\n" for r in rows)

@@ -66,15 +66,18 @@ def test_listing_item_has_aws_fields_and_spellings(store, tmp_path):
         assert item["Etag"] == '"5d41402abc4b2a76b9719d911017c592"'  # the MD5 of "hello"
 
 
-def test_listing_crosses_the_1000_key_page_boundary_in_key_order(store, tmp_path):
-    """1,001 objects (two S3 pages) are 1,001 items, each once, in key order; MaxItems stops exactly."""
+def test_listing_and_load_and_flatten_cross_the_1000_key_page_boundary(store, tmp_path):
+    """1,001 objects (two S3 pages) are 1,001 listing items, each once, in key order, and with
+    LOAD_AND_FLATTEN 1,001 items read from them in key order; MaxItems stops exactly at 1,000."""
     for i in range(1001):
-        store.put(f"in/{i:05d}", b"")
+        store.put(f"in/{i:05d}", b'{"i": %d}\n' % i)
     res = run(tmp_path, listing(store, "in/"))
     keys = [it["Key"].rsplit("/", 1)[-1] for it in inputs(res)]
     assert keys == [f"{i:05d}" for i in range(1001)]
     limited = run(tmp_path / "m", listing(store, "in/", MaxItems=1000))
     assert limited.item_counts.total == 1000
+    flat = run(tmp_path / "f", flatten(store, "in/", "JSONL"))
+    assert [it["i"] for it in inputs(flat)] == list(range(1001))
 
 
 def test_local_listing_is_recursive_in_s3_key_order(tmp_path):
@@ -273,11 +276,18 @@ COMPRESSORS = {"gz": gzip.compress, "bz2": bz2.compress, "zst": zstandard.ZstdCo
 def test_compressed_file_is_decompressed_with_exact_line_numbers(store, tmp_path, suffix):
     """A .gz / .bz2 / .zst file is read decompressed; a malformed line is named by its line number
     in the decompressed text, after the items before it ran."""
-    body = jsonl([{"id": i} for i in range(3)]) + b"{oops\n"
+    big = "z" * (3 << 20)  # a huge line, decompressed across many reads
+    body = jsonl([{"id": 0}, {"id": 1, "big": big}, {"id": 2}]) + b"{oops\n"
     store.put(f"in.jsonl.{suffix}", COMPRESSORS[suffix](body))
+    store.put(f"empty.jsonl.{suffix}", COMPRESSORS[suffix](b""))
     res = run(tmp_path, {"Source": store.uri(f"in.jsonl.{suffix}"), "ReaderConfig": {"InputType": "JSONL"}})
     assert res.error == "States.ItemReaderFailed" and f"in.jsonl.{suffix} line 4" in res.cause
-    assert [it["id"] for it in inputs(res)] == [0, 1, 2]
+    got = inputs(res)
+    assert [it["id"] for it in got] == [0, 1, 2] and got[1]["big"] == big
+    res = run(
+        tmp_path / "e", {"Source": store.uri(f"empty.jsonl.{suffix}"), "ReaderConfig": {"InputType": "JSONL"}}
+    )
+    assert res.status == "SUCCEEDED" and res.item_counts.total == 0
 
 
 def test_directory_or_prefix_and_glob_sources_read_as_one_stream(store, tmp_path):
@@ -388,6 +398,21 @@ def test_s3_inventory_manifest_malformed_or_missing(store, tmp_path):
             {"Source": store.uri("m/manifest.json"), "ReaderConfig": {"InputType": "MANIFEST"}},
         )
     assert "gone.csv.gz" in exc.value.cause
+
+
+def test_empty_manifests_have_no_items(store, tmp_path):
+    """An S3 Inventory manifest with no data files, and an empty Athena manifest, are 0 items."""
+    manifest = {"fileFormat": "CSV", "fileSchema": "Bucket, Key", "files": []}
+    store.put("m/manifest.json", json.dumps(manifest).encode())
+    store.put("m/athena.csv", b"")
+    res = run(tmp_path, {"Source": store.uri("m/manifest.json"), "ReaderConfig": {"InputType": "MANIFEST"}})
+    assert res.status == "SUCCEEDED" and res.item_counts.total == 0
+    reader = {
+        "Source": store.uri("m/athena.csv"),
+        "ReaderConfig": {"InputType": "CSV", "ManifestType": "ATHENA_DATA"},
+    }
+    res = run(tmp_path / "a", reader)
+    assert res.status == "SUCCEEDED" and res.item_counts.total == 0
 
 
 def test_athena_data_manifest_reads_the_listed_files(store, tmp_path):
