@@ -10,6 +10,14 @@
     ``jobs.examples:sleep_10ms`` on 20,000 items (2,000 quick) at MaxConcurrency 200: speedup
     against sequential. The sequential time is estimated, not run: a single-process loop over the
     first 200 items gives the time per item, times the item count.
+``fanout``
+    100 ms sleeping items (``jobs.examples:sleep_100ms`` / ``async_sleep_100ms``) on 100,000 items
+    (10,000 quick) at MaxConcurrency 10,000, the most AWS runs at once: efficiency (ideal time /
+    measured time) of distmap's sync and async lanes against a hand-written ``asyncio.gather``
+    under a semaphore and a ``ThreadPoolExecutor(10000)``, and the peak RSS of 10,000 lanes.
+``wide``
+    The same 100 ms items on 20,000 items (4,000 quick) at MaxConcurrency 1,000, the most common
+    setting in real definitions: efficiency on the local and Ray backends.
 ``first-result``
     Time to first result of the local backend, through ``distmap.run`` (see
     ``benchmarks.peers.first_result``), on the ``--size`` input.
@@ -40,6 +48,12 @@ CPU_ITEMS, QUICK_CPU_ITEMS = 8_000, 1_000
 SLEEP_ITEMS, QUICK_SLEEP_ITEMS = 20_000, 2_000
 SLEEP_SAMPLE = 200
 SLEEP_CONCURRENCY = 200
+FANOUT_ITEMS, QUICK_FANOUT_ITEMS = 100_000, 10_000
+FANOUT_CONCURRENCY = 10_000
+WIDE_ITEMS, QUICK_WIDE_ITEMS = 20_000, 4_000
+WIDE_CONCURRENCY = 1_000
+LONG_SLEEP_S = 0.1
+"""The item time of the ``fanout`` and ``wide`` workloads."""
 CPU_CHUNK_LINES = 25
 """Pool / joblib chunk size for the 1 ms items: 25 ms of work per task, so 8,000 items make 320
 tasks (1,000-line chunks would leave one worker idle on the quick run's 1,000 items)."""
@@ -137,6 +151,40 @@ def sleep_workload(items: int, cores: int) -> Workload:
     return Workload(w, f"~10 ms sleeping items, {items:,} items, MaxConcurrency 200", items, [src, sample], c)
 
 
+def fanout_workload(items: int, cores: int) -> Workload:
+    src = jsonl_path(items, False)
+    w, out = "fanout", "{scratch}/out.jsonl"
+    n = str(FANOUT_CONCURRENCY)
+    sync = distmap_job(src, "jobs.examples:sleep_100ms", writer="jsonl", max_concurrency=FANOUT_CONCURRENCY)
+    asyn = distmap_job(
+        src, "jobs.examples:async_sleep_100ms", writer="jsonl", max_concurrency=FANOUT_CONCURRENCY
+    )
+    c = [
+        _peer(w, "asyncio-gather", f"asyncio.gather + Semaphore({n}), one process", items, "asyncio_gather",
+              src, out, "--function", "async_sleep_100ms", "--concurrency", n),
+        _peer(w, "threads-10000", f"ThreadPoolExecutor({n}), one process", items, "threads", src, out,
+              "--function", "sleep_100ms", "--threads", n),
+        distmap_contender(w, "distmap-local", f"local backend, sync function, MaxConcurrency {n}", items, sync,
+                          "local", cores),
+        distmap_contender(w, "distmap-local-async", f"local backend, async function, MaxConcurrency {n}", items,
+                          asyn, "local", cores),
+    ]  # fmt: skip
+    return Workload(w, f"100 ms sleeping items, {items:,} items, MaxConcurrency {n}", items, [src], c)
+
+
+def wide_workload(items: int, cores: int) -> Workload:
+    src = jsonl_path(items, False)
+    w, n = "wide", f"{WIDE_CONCURRENCY:,}"
+    job = distmap_job(src, "jobs.examples:sleep_100ms", writer="jsonl", max_concurrency=WIDE_CONCURRENCY)
+    c = [
+        distmap_contender(
+            w, "distmap-local", f"local backend, MaxConcurrency {n}", items, job, "local", cores
+        ),
+        distmap_contender(w, "distmap-ray", f"Ray backend, MaxConcurrency {n}", items, job, "ray", cores),
+    ]
+    return Workload(w, f"100 ms sleeping items, {items:,} items, MaxConcurrency {n}", items, [src], c)
+
+
 def first_result_workload(rows: int) -> Workload:
     src = jsonl_path(rows, False)
     c = Contender(
@@ -188,6 +236,8 @@ def lineup(rows: int, quick: bool, big: bool, cores: int) -> list[Workload]:
         lambda: noop_workload(rows, cores),
         lambda: cpu_workload(cpu, cores),
         lambda: sleep_workload(sleep, cores),
+        lambda: fanout_workload(QUICK_FANOUT_ITEMS if quick else FANOUT_ITEMS, cores),
+        lambda: wide_workload(QUICK_WIDE_ITEMS if quick else WIDE_ITEMS, cores),
         lambda: first_result_workload(rows),
     ]
     if big:

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from distmap.config.model import MapJob
+from distmap.contract import MAX_CHUNK_ITEMS, Chunk, ChunkResult, RunSpec
 from distmap.errors import ItemReaderFailed, ResultWriterFailed
 from distmap.executors.base import Completed, Crashed, Executor, WorkerInitError
 from distmap.logs import get_logger
 from distmap.memory import tune_allocator
-from distmap.processor import BatchProcessor, Chunk, ChunkResult, RunSpec
+from distmap.processor import BatchProcessor
 from distmap.readers.base import BlockReader, DecodeSpec, open_reader, split_block
 from distmap.readers.formats import decode_format, total_bytes
 from distmap.records import RecordIdentity, child_identity, iso_now, region_account
@@ -42,7 +43,6 @@ CRASH_ERROR = "Runtime.ExitError"
 MAX_RERUNS_PER_CHUNK = 5
 
 THRESHOLD_EXCEEDED = "The specified tolerated failure threshold was exceeded"  # AWS's cause text
-MAX_CHUNK_ITEMS = 8192
 MAX_CHUNK_BYTES = 4 << 20
 TARGET_CHUNK_SECONDS = 0.1
 
@@ -479,10 +479,11 @@ class Coordinator:
                 half = max(batch, half - half % batch)
             head, tail = split_block(decode, chunk.block, half)
             # re-run both halves first: bisecting isolates the item that kills workers
-            self._requeue.appendleft(Chunk(chunk.seq, chunk.first_index + half, tail))
-            self._requeue.appendleft(Chunk(chunk.seq, chunk.first_index, head))
+            self._requeue.appendleft(Chunk(chunk.seq, chunk.first_index + half, tail, suspect=True))
+            self._requeue.appendleft(Chunk(chunk.seq, chunk.first_index, head, suspect=True))
             return None
         chunk.crashes += 1
+        chunk.suspect = True
         if chunk.crashes < MAX_CRASHES_PER_ITEM:
             self._requeue.appendleft(chunk)
             return None

@@ -95,3 +95,21 @@ class TransientError(Exception):
 
 class PermanentError(Exception):
     """A failure that never goes away."""
+
+
+def sleep_1ms(item: Any) -> Any:
+    """A short latency-bound item (1 ms): many of them measure the engine's per-item cost under lanes."""
+    time.sleep(0.001)
+    return item
+
+
+def sleep_100ms(item: Any) -> Any:
+    """A latency-bound item at the scale Distributed Map is for: waits 100 ms like an API call."""
+    time.sleep(0.1)
+    return item
+
+
+async def async_sleep_100ms(item: Any) -> Any:
+    """The same 100 ms item as a coroutine."""
+    await asyncio.sleep(0.1)
+    return item

@@ -55,6 +55,8 @@ def fail_first_n(item: dict[str, Any]) -> Any:
     _calls[key] = _calls.get(key, 0) + 1
     if _calls[key] <= item.get("fails", 1):
         raise CountingFailure(f"attempt {_calls[key]}")
+    if item.get("sleep_ms"):
+        time.sleep(item["sleep_ms"] / 1000)
     return {"id": key, "attempts": _calls[key]}
 
 
@@ -144,3 +146,50 @@ def abort_on_first(item: dict[str, Any]) -> Any:
     if item.get("i") == 0 and ABORT is not None:
         ABORT.request_abort()
     return item
+
+
+_in_flight = 0
+_in_flight_peak = 0
+_in_flight_lock = threading.Lock()
+
+
+def _in_flight_reset_after_fork() -> None:
+    """A forked worker starts counting afresh (it inherits the parent's counters)."""
+    global _in_flight, _in_flight_peak, _in_flight_lock
+    _in_flight = _in_flight_peak = 0
+    _in_flight_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_in_flight_reset_after_fork)
+
+
+def track_in_flight(item: dict[str, Any]) -> Any:
+    """Sleeps ``ms`` and reports the most items this process has had inside this function at once."""
+    global _in_flight, _in_flight_peak
+    with _in_flight_lock:
+        _in_flight += 1
+        _in_flight_peak = max(_in_flight_peak, _in_flight)
+    try:
+        time.sleep(item.get("ms", 10) / 1000)
+    finally:
+        with _in_flight_lock:
+            _in_flight -= 1
+    return {"id": item["id"], "pid": os.getpid(), "peak": _in_flight_peak}
+
+
+async def async_track_in_flight(item: dict[str, Any]) -> Any:
+    """``track_in_flight`` for a coroutine function (one event loop: no lock needed)."""
+    global _in_flight, _in_flight_peak
+    _in_flight += 1
+    _in_flight_peak = max(_in_flight_peak, _in_flight)
+    try:
+        await asyncio.sleep(item.get("ms", 10) / 1000)
+    finally:
+        _in_flight -= 1
+    return {"id": item["id"], "pid": os.getpid(), "peak": _in_flight_peak}
+
+
+def hang_or_sleep(item: dict[str, Any]) -> Any:
+    """Hangs in C (sleeps ``hang_s``, default 600 s) for ``hang: true``, else sleeps ``ms``."""
+    time.sleep(item.get("hang_s", 600) if item.get("hang") else item.get("ms", 10) / 1000)
+    return {"id": item["id"]}

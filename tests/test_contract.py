@@ -144,6 +144,21 @@ def test_worker_killed_by_an_item_loses_nothing(job, backend):
     assert res.stats["workerCrashes"] >= 3
 
 
+@pytest.mark.timeout(180)
+def test_worker_killed_by_an_item_with_chunks_side_by_side_is_blamed_exactly(job, backend):
+    """With lanes, a worker runs several chunks at once: when an item kills it, every chunk it held
+    is suspect and re-run alone until the killer is isolated. Only that item ends FAILED
+    (Runtime.ExitError); every other item succeeds exactly once."""
+    rows = [{"id": i, "kill": i == 1234, "ms": 1} for i in range(4000)]
+    res = run(job("itemfns:kill_worker_on", rows=rows, ToleratedFailureCount=1, MaxConcurrency=64), backend)
+    assert res.status == "SUCCEEDED", res.cause
+    out = load_results(res)
+    assert ids(out["FAILED"]) == [1234]
+    assert out["FAILED"][0]["Error"] == "Runtime.ExitError"
+    assert ids(out["SUCCEEDED"]) == [i for i in range(4000) if i != 1234]
+    assert res.stats["workerCrashes"] >= 3
+
+
 @pytest.mark.timeout(60)
 def test_worker_that_exits_once_is_replaced_and_the_batch_rerun(job, tmp_path, backend):
     """A worker that dies once (os._exit) is replaced; its chunk re-runs and no result is duplicated."""

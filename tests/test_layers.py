@@ -20,6 +20,8 @@ LAYERS: list[set[str]] = [
     {"storage", "memory", "records", "run_state", "tolerance", "dataflow", "imports", "names", "stops"},
     {"config", "logs"},
     {"retry", "readers", "results"},
+    {"contract"},
+    {"batch"},
     {"processor"},
     {"executors"},
     {"coordinator", "progress"},

@@ -33,6 +33,8 @@ FUNCTIONS: dict[str, str] = {
     "noop": "benchmarks.peers.common:noop",
     "cpu_1ms": "jobs.examples:cpu_1ms",
     "sleep_10ms": "jobs.examples:sleep_10ms",
+    "sleep_100ms": "jobs.examples:sleep_100ms",
+    "async_sleep_100ms": "jobs.examples:async_sleep_100ms",
 }
 """Workload function name -> ``module:attribute`` (peers use the same names as the job files)."""
 

@@ -8,17 +8,25 @@ only runs ``BatchProcessor.process(chunk)`` somewhere and reports what came back
   have caused it (it was running), so the coordinator bisects it to isolate a poison item; without
   (it was only queued, or its node went away) the chunk is simply re-run.
 
+A worker with several lanes runs its chunks side by side. When it dies, every chunk it held may
+have caused it (all are blamed), and a ``suspect`` chunk (one being bisected) runs alone on a
+worker (``place``), so a death is blamed on exactly the chunk, and in the end the item, that
+caused it.
+
 An executor must never hold more than the chunks it was given (the coordinator bounds that by
 ``capacity``), so memory stays O(window), and must not import anything heavy at module import.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from distmap.config.model import MapJob
-from distmap.processor import Chunk, ChunkResult, RunSpec
+from distmap.contract import Chunk, ChunkResult, RunSpec
+
+W = TypeVar("W")
 
 
 @dataclass(slots=True)
@@ -72,3 +80,19 @@ class Executor(Protocol):
 
     def close(self) -> None:
         """Release what ``connect`` acquired (for example a Ray cluster it started)."""
+
+
+def place(chunk: Chunk, workers: list[W], held: Callable[[W], list[Chunk]], concurrent: bool) -> W | None:
+    """The worker to give ``chunk`` to, or None to hold it back for now.
+
+    One chunk at a time per worker (``concurrent`` False): the least loaded worker. Chunks side
+    by side: a suspect chunk only goes to an idle worker, and nothing goes to a worker running a
+    suspect chunk."""
+    if not workers:
+        return None
+    if not concurrent:
+        return min(workers, key=lambda w: len(held(w)))
+    if chunk.suspect:
+        return next((w for w in workers if not held(w)), None)
+    free = [w for w in workers if not any(c.suspect for c in held(w))]
+    return min(free, key=lambda w: len(held(w))) if free else None

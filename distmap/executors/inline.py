@@ -18,8 +18,9 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from distmap.config.model import MapJob
+from distmap.contract import Chunk, RunSpec
 from distmap.executors.base import Completed, Completion, Crashed
-from distmap.processor import BatchProcessor, Chunk, RunSpec
+from distmap.processor import BatchProcessor
 
 CrashScript = Callable[[Chunk], "str | None"]
 """Called before each chunk runs; a returned reason makes the chunk crash (blamed) instead."""
@@ -77,4 +78,6 @@ class InlineExecutor:
         self.queue.clear()
 
     def close(self) -> None:
+        if self.processor is not None:
+            self.processor.close()
         self.processor = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import itertools
 import multiprocessing as mp
 import os
 import queue
@@ -24,27 +25,28 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from distmap.config.model import MapJob
-from distmap.executors.base import Completed, Completion, Crashed, WorkerInitError
+from distmap.contract import Chunk, ChunkResult, RunSpec, chunks_per_worker
+from distmap.executors.base import Completed, Completion, Crashed, WorkerInitError, place
 from distmap.executors.wire import recv_msg, send_msg, socket_pair
 from distmap.executors.worker_context import enter_worker
 from distmap.memory import tune_allocator
-from distmap.processor import BatchProcessor, Chunk, ChunkResult, RunSpec
+from distmap.processor import BatchProcessor
 from distmap.readers.base import RawBlock
 
 _STOP = "stop"
 
 
-def pack_chunk(chunk: Chunk) -> tuple[Any, tuple[bytes, ...]]:
-    """Split a chunk into a small header and its raw payload (sent as a blob)."""
+def pack_chunk(chunk: Chunk, tag: int) -> tuple[Any, tuple[bytes, ...]]:
+    """Split a chunk into a small header and its raw payload (sent as a blob). ``tag`` names this
+    dispatch: the worker's result carries it as its ``seq`` (results may come back out of order,
+    and the halves of a bisected chunk share their ``seq``)."""
     block = chunk.block
-    origin = (block.source, block.header)
+    origin = (block.source, block.header)  # several files: the block's file and CSV header
     if isinstance(block.payload, bytes):
-        return ("chunk", chunk.seq, chunk.first_index, block.count, block.first_line, None, origin), (
-            block.payload,
-        )
+        return ("chunk", tag, chunk.first_index, block.count, block.first_line, None, origin), (block.payload,)
     return (
         "chunk",
-        chunk.seq,
+        tag,
         chunk.first_index,
         block.count,
         block.first_line,
@@ -118,13 +120,30 @@ def _worker_main(sock: socket.socket, spec: RunSpec) -> None:
             inbox.put(unpack_chunk(header, blobs))
 
     threading.Thread(target=pump, name="distmap-inbox", daemon=True).start()
-    while True:
-        chunk = inbox.get()
-        if chunk is None:
-            break
-        result = proc.process(chunk)
-        header, blobs = pack_result(result)
-        send_msg(sock, header, blobs)
+    send_lock = threading.Lock()
+
+    def run_chunks() -> None:
+        while True:
+            chunk = inbox.get()
+            if chunk is None:
+                inbox.put(None)  # for the other runners
+                return
+            result = proc.process(chunk)
+            header, blobs = pack_result(result)
+            with send_lock:
+                send_msg(sock, header, blobs)
+
+    if spec.lanes > 1:  # chunks run side by side, sharing the lanes
+        runners = [
+            threading.Thread(target=run_chunks, name="distmap-chunk", daemon=True)
+            for _ in range(chunks_per_worker(spec.lanes))
+        ]
+        for t in runners:
+            t.start()
+        for t in runners:
+            t.join()
+    else:
+        run_chunks()
     sock.close()
     os._exit(0)  # abandoned lane threads (hung items) must not keep the process alive
 
@@ -134,7 +153,8 @@ class _Worker:
     slot: int
     proc: Any
     conn: socket.socket
-    inflight: deque[Chunk] = field(default_factory=deque)
+    inflight: dict[int, Chunk] = field(default_factory=dict)
+    """Chunks given to it, by dispatch tag, oldest first."""
     alive: bool = True
 
 
@@ -154,12 +174,16 @@ class LocalExecutor:
         self, *, workers: int | None = None, per_worker_window: int = 2, start_method: str | None = None
     ) -> None:
         self.max_workers = workers or os.cpu_count() or 1
+        self.base_window = per_worker_window
         self.per_worker_window = per_worker_window
         self.ctx = mp.get_context(start_method or default_start_method())
         self.workers: list[_Worker] = []
         self.spec: RunSpec | None = None
         self.lanes: list[int] = []
         self.init_error: str | None = None
+        self.held: deque[Chunk] = deque()
+        """Chunks waiting for a worker they may run on (``place``)."""
+        self._tags = itertools.count()
 
     # -------------------------------------------------------------- lifecycle
     def connect(self, job: MapJob) -> int:
@@ -171,6 +195,8 @@ class LocalExecutor:
     def start(self, spec: RunSpec, lanes: list[int]) -> None:
         self.spec = spec
         self.lanes = list(lanes)
+        self.concurrent = max(lanes, default=1) > 1
+        self.per_worker_window = chunks_per_worker(max(lanes, default=1), self.base_window)
         self.workers = [self._spawn(slot) for slot in range(len(lanes))]
 
     def _spawn(self, slot: int) -> _Worker:
@@ -194,17 +220,28 @@ class LocalExecutor:
         return max(1, len(self.workers)) * self.per_worker_window
 
     def outstanding(self) -> list[Chunk]:
-        return [c for w in self.workers for c in w.inflight]
+        return [c for w in self.workers for c in w.inflight.values()] + list(self.held)
 
     # -------------------------------------------------------------- work
     def submit(self, chunk: Chunk) -> None:
-        w = min((w for w in self.workers if w.alive), key=lambda w: len(w.inflight))
-        w.inflight.append(chunk)
-        try:
-            header, blobs = pack_chunk(chunk)
-            send_msg(w.conn, header, blobs)
-        except (BrokenPipeError, ConnectionResetError, OSError):
-            pass  # the worker died; poll() sees its sentinel and reports the chunk as crashed
+        self.held.append(chunk)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        while self.held:
+            chunk = self.held[0]
+            alive = [w for w in self.workers if w.alive]
+            w = place(chunk, alive, lambda w: list(w.inflight.values()), self.concurrent)
+            if w is None:
+                return
+            self.held.popleft()
+            tag = next(self._tags)
+            w.inflight[tag] = chunk
+            try:
+                header, blobs = pack_chunk(chunk, tag)
+                send_msg(w.conn, header, blobs)
+            except (BrokenPipeError, ConnectionResetError, OSError):
+                pass  # the worker died; poll() sees its sentinel and reports the chunk as crashed
 
     def poll(self, timeout: float) -> list[Completion]:
         by_obj: dict[Any, tuple[str, _Worker]] = {}
@@ -227,6 +264,7 @@ class LocalExecutor:
                 self._replace(w, out)
         if self.init_error is not None and not out:
             raise WorkerInitError(self.init_error)
+        self._dispatch()
         return out
 
     def _drain(self, w: _Worker, out: list[Completion]) -> bool:
@@ -238,9 +276,10 @@ class LocalExecutor:
                     self.init_error = header[1]  # raised once the results already read are returned
                     return False
                 result = unpack_result(header, blobs)
-                chunk = w.inflight.popleft()
-                if chunk.seq != result.seq:  # pragma: no cover - protocol invariant
-                    raise RuntimeError(f"worker returned chunk {result.seq}, expected {chunk.seq}")
+                chunk = w.inflight.pop(result.seq, None)
+                if chunk is None:  # pragma: no cover - protocol invariant
+                    raise RuntimeError(f"worker returned a chunk it was not given (tag {result.seq})")
+                result.seq = chunk.seq
                 out.append(Completed(chunk, result))
         except (EOFError, OSError):
             return False
@@ -253,13 +292,17 @@ class LocalExecutor:
         with contextlib.suppress(OSError):
             w.conn.close()
         reason = _describe_exit(code)
-        blame = True  # a worker runs its chunks in order: only the first was running
-        while w.inflight:
-            out.append(Crashed(w.inflight.popleft(), reason, blame))
-            blame = False
+        # one lane: a worker runs its chunks in order, only the first was running; lanes: all
+        # of them were running side by side, and any may hold the item that killed it
+        blame = True
+        for chunk in w.inflight.values():
+            out.append(Crashed(chunk, reason, blame))
+            blame = self.concurrent
+        w.inflight.clear()
         self.workers[self.workers.index(w)] = self._spawn(w.slot)
 
     def shutdown(self, *, abort: bool = False) -> None:
+        self.held.clear()
         for w in self.workers:
             if abort:
                 w.proc.kill()

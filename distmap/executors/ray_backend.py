@@ -33,12 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from distmap.config.model import MapJob
+from distmap.contract import Chunk, RunSpec, chunks_per_worker
 from distmap.errors import BackendUnavailable
-from distmap.executors.base import Completed, Completion, Crashed, WorkerInitError
+from distmap.executors.base import Completed, Completion, Crashed, WorkerInitError, place
 from distmap.executors.ray_worker import ChunkWorker
 from distmap.imports import function_modules
 from distmap.logs import get_logger
-from distmap.processor import Chunk, RunSpec
 
 log = get_logger()
 
@@ -128,7 +128,11 @@ class RayExecutor:
         """
         self.address = address
         self.num_cpus = num_cpus
+        self.base_window = per_worker_window
         self.per_worker_window = per_worker_window
+        self.concurrent = False
+        self.held: deque[Chunk] = deque()
+        """Chunks waiting for an actor they may run on (``place``)."""
         self.ship = ship
         self.runtime_env = dict(runtime_env or {})
         self.dashboard = dashboard
@@ -220,11 +224,15 @@ class RayExecutor:
     # -------------------------------------------------------------- lifecycle
     def start(self, spec: RunSpec, lanes: list[int]) -> None:
         ray = self._ray
+        most = max(lanes, default=1)
+        self.concurrent = most > 1
+        self.per_worker_window = chunks_per_worker(most, self.base_window)
         self._cls = ray.remote(ChunkWorker).options(
             num_cpus=1,
             max_restarts=0,
             max_task_retries=0,
-            max_concurrency=1,
+            # with lanes, an actor runs its chunks side by side (they share its lanes)
+            max_concurrency=self.per_worker_window if self.concurrent else 1,
             scheduling_strategy="SPREAD",
         )
         self.slots = [_Slot(i, replace(spec, lanes=n)) for i, n in enumerate(lanes)]
@@ -258,14 +266,25 @@ class RayExecutor:
         return ready * self.per_worker_window
 
     def outstanding(self) -> list[Chunk]:
-        return [chunk for s in self.slots for _, chunk in s.inflight]
+        return [chunk for s in self.slots for _, chunk in s.inflight] + list(self.held)
 
     # -------------------------------------------------------------- work
     def submit(self, chunk: Chunk) -> None:
         ready = [s for s in self.slots if s.state == "ready"]
         if not ready:  # pragma: no cover - the coordinator stays within capacity
             raise RuntimeError("no Ray worker is ready")
-        slot = min(ready, key=lambda s: len(s.inflight))
+        self.held.append(chunk)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        while self.held:
+            ready = [s for s in self.slots if s.state == "ready"]
+            slot = place(self.held[0], ready, lambda s: [c for _, c in s.inflight], self.concurrent)
+            if slot is None:
+                return
+            self._send(slot, self.held.popleft())
+
+    def _send(self, slot: _Slot, chunk: Chunk) -> None:
         ref = slot.actor.process.remote(chunk)
         slot.inflight.append((ref, chunk))
         self._by_ref[ref] = slot
@@ -287,6 +306,7 @@ class RayExecutor:
             elif ref in self._by_ref:
                 self._on_result(self._by_ref[ref], ref, out)
         self._check_startup()
+        self._dispatch()
         return out
 
     def _on_ready(self, slot: _Slot, ref: Any, out: list[Completion]) -> None:
@@ -343,12 +363,14 @@ class RayExecutor:
     def _lose_slot(self, slot: _Slot, reason: tuple[str, bool], out: list[Completion]) -> None:
         """The slot's actor is gone: report what it held and start a replacement."""
         text, node_lost = reason
-        blame = not node_lost  # calls run in order: only the first one was running
+        # one lane: calls run in order, only the first one was running; lanes: all of them were
+        # running side by side, and any may hold the item that killed it
+        blame = not node_lost
         while slot.inflight:
             ref, chunk = slot.inflight.popleft()
             self._by_ref.pop(ref, None)
             out.append(Crashed(chunk, text, blame))
-            blame = False
+            blame = blame and self.concurrent
         with contextlib.suppress(Exception):
             self._ray.kill(slot.actor, no_restart=True)
         log.warning("ray.worker_lost", slot=slot.index, node_lost=node_lost, reason=text)
@@ -378,6 +400,7 @@ class RayExecutor:
             )
 
     def shutdown(self, *, abort: bool = False) -> None:
+        self.held.clear()
         ray = self._ray
         if ray is None:
             return

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from distmap.imports import adopt_workdir, allow
 
 if TYPE_CHECKING:
-    from distmap.processor import Chunk, ChunkResult
+    from distmap.contract import Chunk, ChunkResult
 
 
 class ChunkWorker:
