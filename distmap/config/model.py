@@ -21,7 +21,9 @@ class ItemReaderConfig:
     """Where items come from and how to split them."""
 
     source: str
-    """Local path or ``s3://bucket/key`` (relative paths are resolved against the job file)."""
+    """A local file, directory or glob, ``s3://bucket/key``, ``s3://bucket/prefix/``, an ``s3://``
+    glob, or a ``gs://`` / ``az://`` / ``https://`` URI (relative paths are resolved against the job
+    file). For ``listObjectsV2``: ``s3://bucket/prefix`` or a local directory."""
     input_type: InputType
     csv_header_location: Literal["FIRST_ROW", "GIVEN"] = "FIRST_ROW"
     csv_headers: tuple[str, ...] = ()
