@@ -3,7 +3,7 @@
 1. **Parquet vs JSONL**: the same rows as one Parquet file and as one JSONL file, run with
    ``jobs.examples:noop`` on the local backend (results written as JSONL). Target: Parquet <= 1.0x.
 2. **Listing memory**: ``s3:listObjectsV2`` over 10k and over 100k objects (a moto server in its own
-   process, and a local directory). The coordinator's peak RSS (``ru_maxrss`` of the process running
+   process, and a local directory). The coordinator's peak RSS (``VmHWM`` of the process running
    the map run; workers are other processes) must not grow with the number of objects: O(page).
 3. **LOAD_AND_FLATTEN over 100 files** vs the same rows in one file, both read by listObjectsV2 +
    LOAD_AND_FLATTEN from a local directory. Target: <= 1.2x.
@@ -27,15 +27,17 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Peak RSS is VmHWM of this process (ru_maxrss would carry the parent's peak across execve).
 _CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 import distmap
 job = json.loads(sys.argv[1])
 t0 = time.perf_counter()
 res = distmap.run(job, handle_signals=False)
 elapsed = time.perf_counter() - t0
+hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
 print(json.dumps({"status": res.status, "cause": res.cause, "total": res.item_counts.total,
-                  "seconds": elapsed, "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "seconds": elapsed, "max_rss_mb": hwm / 1024}))
 """
 
 
