@@ -68,7 +68,8 @@ def test_listing_item_has_aws_fields_and_spellings(store, tmp_path):
 
 def test_listing_and_load_and_flatten_cross_the_1000_key_page_boundary(store, tmp_path):
     """1,001 objects (two S3 pages) are 1,001 listing items, each once, in key order, and with
-    LOAD_AND_FLATTEN 1,001 items read from them in key order; MaxItems stops exactly at 1,000."""
+    LOAD_AND_FLATTEN 1,001 items read from them in key order; MaxItems stops exactly at 1,000.
+    On S3 the second page is requested only once the first is used up."""
     for i in range(1001):
         store.put(f"in/{i:05d}", b'{"i": %d}\n' % i)
     res = run(tmp_path, listing(store, "in/"))
@@ -78,6 +79,33 @@ def test_listing_and_load_and_flatten_cross_the_1000_key_page_boundary(store, tm
     assert limited.item_counts.total == 1000
     flat = run(tmp_path / "f", flatten(store, "in/", "JSONL"))
     assert [it["i"] for it in inputs(flat)] == list(range(1001))
+    if store.kind == "s3":
+        assert _list_calls_while_reading(store.listing_source("in/")) == [1, 1, 2]
+
+
+def _list_calls_while_reading(source: str) -> list[int]:
+    """ListObjectsV2 requests made: after opening a listing reader, after its first block of 10
+    items, and at its end (pages are fetched as they are consumed)."""
+    from distmap.readers.listing import ListingReader
+    from distmap.storage import s3_client
+
+    calls: list[str] = []
+    hook = lambda **_kw: calls.append("list")  # noqa: E731
+    events = s3_client().meta.events
+    events.register("before-call.s3.ListObjectsV2", hook)
+    try:
+        seen = []
+        reader = ListingReader(source)
+        seen.append(len(calls))
+        assert reader.read_block(10, 1 << 20) is not None
+        seen.append(len(calls))
+        while reader.read_block(1000, 1 << 20) is not None:
+            pass
+        seen.append(len(calls))
+        reader.close()
+    finally:
+        events.unregister("before-call.s3.ListObjectsV2", hook)
+    return seen
 
 
 def test_local_listing_is_recursive_in_s3_key_order(tmp_path):
