@@ -568,3 +568,31 @@ def test_execute_rejects_an_input_type_on_a_plain_listing():
     with pytest.raises(ConfigError) as exc:
         _execute(reader)
     assert "LOAD_AND_FLATTEN" in str(exc.value)
+
+
+def test_http_source_is_read_through_smart_open(tmp_path):
+    """An http:// source (a local HTTP server here) is read through smart_open like a file,
+    gzip included; a missing URL fails naming it."""
+    import functools
+    import http.server
+    import threading
+
+    from distmap.errors import ItemReaderFailed
+
+    pytest.importorskip("requests")
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "rows.jsonl.gz").write_bytes(gzip.compress(jsonl([{"id": 1}, {"id": 2}])))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        res = run(tmp_path, {"Source": f"{base}/rows.jsonl.gz", "ReaderConfig": {"InputType": "JSONL"}})
+        assert inputs(res) == [{"id": 1}, {"id": 2}]
+        with pytest.raises(ItemReaderFailed) as exc:
+            run(tmp_path / "m", {"Source": f"{base}/missing.jsonl", "ReaderConfig": {"InputType": "JSONL"}})
+        assert "missing.jsonl" in exc.value.cause
+    finally:
+        server.shutdown()
