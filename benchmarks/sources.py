@@ -41,6 +41,34 @@ print(json.dumps({"status": res.status, "cause": res.cause, "total": res.item_co
 """
 
 
+# The reader alone: every block of a listing, nothing kept (what the coordinator's reader costs).
+_READER_CHILD = r"""
+import json, sys, time
+from distmap.readers.listing import ListingReader
+t0 = time.perf_counter()
+reader = ListingReader(sys.argv[1])
+items = 0
+while (block := reader.read_block(8192, 4 << 20)) is not None:
+    items += block.count
+hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+print(json.dumps({"items": items, "seconds": time.perf_counter() - t0, "max_rss_mb": hwm / 1024}))
+"""
+
+
+def run_reader(source: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-c", _READER_CHILD, source],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise SystemExit(out.stderr[-3000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def run_job(job: dict[str, Any], env: dict[str, str] | None = None) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, "-c", _CHILD, json.dumps(job)],
@@ -173,8 +201,10 @@ def listing_memory(tmp: Path, counts: list[int]) -> dict[str, Any]:
             job = job_for({"Resource": "arn:aws:states:::s3:listObjectsV2", "Source": "s3://bench/p/"}, tmp / f"s{n}")
             t0 = time.perf_counter()
             r = run_job(job, env)
+            reader = run_reader("s3://bench/p/", env)
             out[f"s3_{n}"] = {"items": r["total"], "max_rss_mb": round(r["max_rss_mb"], 1),
-                              "seconds": round(time.perf_counter() - t0, 2)}  # fmt: skip
+                              "seconds": round(time.perf_counter() - t0, 2),
+                              "reader_only_max_rss_mb": round(reader["max_rss_mb"], 1)}  # fmt: skip
     finally:
         proc.terminate()
         proc.wait()
@@ -184,10 +214,15 @@ def listing_memory(tmp: Path, counts: list[int]) -> dict[str, Any]:
         for i in range(n):
             (d / f"{i:07d}").touch()
         r = run_job(job_for({"Resource": "arn:aws:states:::s3:listObjectsV2", "Source": str(d)}, tmp / f"l{n}"))
-        out[f"local_{n}"] = {"items": r["total"], "max_rss_mb": round(r["max_rss_mb"], 1)}
+        reader = run_reader(str(d))
+        out[f"local_{n}"] = {"items": r["total"], "max_rss_mb": round(r["max_rss_mb"], 1),
+                             "reader_only_max_rss_mb": round(reader["max_rss_mb"], 1)}  # fmt: skip
     lo, hi = min(counts), max(counts)
     out["s3_rss_growth_mb"] = round(out[f"s3_{hi}"]["max_rss_mb"] - out[f"s3_{lo}"]["max_rss_mb"], 1)
     out["local_rss_growth_mb"] = round(out[f"local_{hi}"]["max_rss_mb"] - out[f"local_{lo}"]["max_rss_mb"], 1)
+    for kind in ("s3", "local"):
+        grow = out[f"{kind}_{hi}"]["reader_only_max_rss_mb"] - out[f"{kind}_{lo}"]["reader_only_max_rss_mb"]
+        out[f"{kind}_reader_only_rss_growth_mb"] = round(grow, 1)
     return out
 
 

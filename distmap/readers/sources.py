@@ -194,20 +194,25 @@ def _list_local(directory: str) -> Iterator[Listed]:
 
 def _walk(root: str, rel: str) -> Iterator[Listed]:
     """Keys in S3's order (UTF-8 byte order of the whole key): a directory ``d`` sorts as
-    ``d/``, so its keys come exactly where S3 would put them."""
+    ``d/``, so its keys come exactly where S3 would put them. One directory's names are held
+    (sorting needs them), nothing more."""
     path = os.path.join(root, rel) if rel else root
     try:
         with os.scandir(path) as it:
-            entries = [(e.name + ("/" if e.is_dir() else ""), e) for e in it]
+            names = [e.name + "/" if e.is_dir() else e.name for e in it]
     except OSError as exc:
         raise ItemReaderFailed(cause=f"cannot list {path}: {describe_os_error(exc)}") from None
-    entries.sort(key=lambda p: p[0].encode("utf-8", "surrogateescape"))
-    for name, entry in entries:
+    names.sort(key=lambda n: n.encode("utf-8", "surrogateescape"))
+    for name in names:
         key = rel + name
         if name.endswith("/"):
             yield from _walk(root, key)
             continue
-        st = entry.stat()
+        full = os.path.join(path, name)
+        try:
+            st = os.stat(full)
+        except OSError:
+            continue  # removed since it was listed: S3 would not list it either
         tag = hashlib.md5(f"{key}\0{st.st_size}\0{st.st_mtime_ns}".encode(errors="surrogateescape"))
         yield Listed(
             key=key,
@@ -215,7 +220,7 @@ def _walk(root: str, rel: str) -> Iterator[Listed]:
             last_modified=int(st.st_mtime),
             etag=f'"{tag.hexdigest()}"',
             storage_class="STANDARD",
-            uri=entry.path,
+            uri=full,
         )
 
 
