@@ -34,11 +34,14 @@ from distmap.readers.base import RawBlock
 from distmap.storage import describe_os_error
 
 
-def _pyarrow() -> Any:
+def _pyarrow(parquet: bool = False) -> Any:
+    """pyarrow, with its IPC module (workers) and its Parquet module (the coordinator)."""
     try:
         import pyarrow as pa
         import pyarrow.ipc
-        import pyarrow.parquet
+
+        if parquet:
+            import pyarrow.parquet
     except ImportError:
         raise ItemReaderFailed(
             cause="reading Parquet needs pyarrow: pip install 'distmap[parquet]'"
@@ -52,7 +55,7 @@ class ParquetReader:
     def __init__(self, uri: str) -> None:
         from distmap.readers.sources import open_raw
 
-        pa = self.pa = _pyarrow()
+        pa = self.pa = _pyarrow(parquet=True)
         self.uri = uri
         try:
             self.fh = open_raw(uri)
