@@ -195,6 +195,7 @@ def engine_facts(summary: dict[str, Any], items: int) -> dict[str, Any]:
         "item_counts": summary["itemCounts"],
         "retries": stats.get("retries"),
         "chunks": stats.get("chunks"),
+        "workers_start_seconds": stats.get("workersStartSeconds", 0.0),
     }
 
 

@@ -23,7 +23,7 @@ from distmap.errors import ItemReaderFailed, ResultWriterFailed
 from distmap.executors.base import Completed, Crashed, Executor, WorkerInitError
 from distmap.logs import get_logger
 from distmap.memory import tune_allocator
-from distmap.processor import BatchProcessor
+from distmap.processor import BatchProcessor, runs_async
 from distmap.readers.base import BlockReader, DecodeSpec, open_reader, split_block
 from distmap.readers.formats import decode_format, total_bytes
 from distmap.records import RecordIdentity, child_identity, iso_now, region_account
@@ -47,11 +47,21 @@ MAX_CHUNK_BYTES = 4 << 20
 TARGET_CHUNK_SECONDS = 0.1
 
 
-def plan_lanes(max_concurrency: int, cores: int) -> list[int]:
-    """Split MaxConcurrency over worker processes: one per core, threads/tasks beyond that."""
+#: The most thread lanes a local worker process runs when it may start more processes than cores
+#: (``LocalExecutor.extra_workers``): CPython threads hand the GIL to each other worse the more
+#: of them wake at once (measured, 100,000 x 100 ms items at MaxConcurrency 10,000: 2 x 5,000
+#: lanes 4.9 s, and at times 30-60 s; 5 x 2,000 lanes 3.2-3.3 s; 10 x 1,000 lanes 3.6-4.0 s).
+THREAD_LANES_PER_PROCESS = 2000
+
+
+def plan_lanes(max_concurrency: int, cores: int, most_per_worker: int | None = None) -> list[int]:
+    """Split MaxConcurrency over worker processes: one per core, threads/tasks beyond that; with
+    ``most_per_worker``, more processes than cores rather than more lanes than that in one."""
     cores = max(1, cores)
     total = max_concurrency if max_concurrency > 0 else cores
     workers = min(cores, total)
+    if most_per_worker and total > workers * most_per_worker:
+        workers = -(-total // most_per_worker)
     base, extra = divmod(total, workers)
     return [base + (1 if i < extra else 0) for i in range(workers)]
 
@@ -180,6 +190,10 @@ class Coordinator:
         self._retries = 0
         self._total_bytes: int | None = None
         self._backend_seconds = 0.0
+        self._t0 = 0.0
+        self._first_dispatch: float | None = None
+        """When the first chunk was given to a worker (workers that start slowly, like Ray
+        actors, take no chunk before they are up)."""
         self._next_index = 0
         """Index the next block read will start at: items dispatched so far."""
         self._unread = 0
@@ -260,7 +274,11 @@ class Coordinator:
             self.stops.install()  # again: ray.init installs a SIGTERM handler of its own
         t0 = time.perf_counter()
         self._backend_seconds = t0 - t_connect
-        lanes = plan_lanes(job.max_concurrency, self.cores or workers)
+        self._t0 = t0
+        most = None
+        if getattr(self.executor, "extra_workers", False) and not runs_async(job.processor.function):
+            most = THREAD_LANES_PER_PROCESS  # latency-bound sync work at thousands of lanes
+        lanes = plan_lanes(job.max_concurrency, self.cores or workers, most)
         spec = self._spec(reader, writer, max(lanes))
         local = BatchProcessor(spec)  # coordinator-side: PENDING records and crash records
         self.log.info(
@@ -367,6 +385,8 @@ class Coordinator:
                 self._next_index += block.count
                 self._sync_total()
                 ex.submit(chunk)
+                if self._first_dispatch is None:
+                    self._first_dispatch = time.perf_counter()
             if not ex.outstanding() and (stop is not None or (self._reader_done and not self._requeue)):
                 break
             for done in ex.poll(0.05):
@@ -646,6 +666,7 @@ class Coordinator:
             "workerCrashes": self._crashes,
             "chunksRerun": self._lost,
             "backendStartSeconds": round(self._backend_seconds, 3),
+            "workersStartSeconds": round((self._first_dispatch or self._t0) - self._t0, 3),
         }
         if self._writer_broken:
             stats["resultsNotWritten"] = max(0, done_items - self.counts.results_written)

@@ -182,3 +182,9 @@ def as_states_error(exc: BaseException) -> StatesError:
     if isinstance(exc, StatesError):
         return exc
     return StatesError(*classify(exc))
+
+
+class QueryEvaluationError(StatesError):
+    """A JSONata expression threw, returned nothing (undefined) or a value of the wrong type."""
+
+    error_name = "States.QueryEvaluationError"

@@ -54,6 +54,7 @@ __all__ = [
     "RunSpec",
     "record_ends",
     "resolve_function",
+    "runs_async",
     "timeout_cause",
 ]
 
@@ -64,6 +65,19 @@ def resolve_function(spec: str | Callable[..., Any]) -> Callable[..., Any]:
     """Import ``module:function`` (or pass a callable through), under the import-path rule of
     ``distmap.imports``: only the function's own module may come from the working directory."""
     return load_function(spec)
+
+
+def is_coroutine_function(fn: Any) -> bool:
+    """Whether calling ``fn`` returns an awaitable to run on an event loop (``async def``, or an
+    object whose ``__call__`` is one)."""
+    return inspect.iscoroutinefunction(fn) or (
+        not inspect.isroutine(fn) and inspect.iscoroutinefunction(type(fn).__call__)
+    )
+
+
+def runs_async(spec: str | Callable[..., Any]) -> bool:
+    """Whether the item function ``spec`` names is an ``async def`` one (it is imported)."""
+    return is_coroutine_function(resolve_function(spec))
 
 
 class BatchProcessor:
@@ -79,9 +93,7 @@ class BatchProcessor:
         self.spec = spec
         job = spec.job
         self.fn = resolve_function(job.processor.function)
-        self.is_async = inspect.iscoroutinefunction(self.fn) or inspect.iscoroutinefunction(
-            type(self.fn).__call__ if not inspect.isroutine(self.fn) else None
-        )
+        self.is_async = is_coroutine_function(self.fn)
         self.attempts = Attempts(job)
         self.timeout = self.attempts.timeout
         self.selection = ItemSelection(spec)

@@ -513,7 +513,7 @@ def test_inline_map_iteration_failure_fails_the_map():
             "States.A.Branches[0].States.B.Next",
             "names no state",
         ),
-        (machine({"A": {"Type": "Pass", "End": True}}, QueryLanguage="JSONata"), "QueryLanguage", "JSONata"),
+        (machine({"A": {"Type": "Pass", "End": True}}, QueryLanguage="XPath"), "QueryLanguage", "JSONPath or JSONata"),
     ],
 )
 def test_invalid_definitions_name_the_state_and_field(definition, field, reason):

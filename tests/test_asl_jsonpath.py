@@ -278,7 +278,7 @@ SYNTAX_ERRORS = [
     ("$[abc]", "inside '[ ]'"),
     ("$[0,]", "expected an index after ','"),
     ("$['a',]", "expected a quoted name after ','"),
-    ("$x", "a step starts with '.' or '['"),
+    ("$1", "a step starts with '.' or '['"),  # ($x is the workflow variable x)
     ("$.a\\", "a backslash must escape a character"),
 ]
 

@@ -23,6 +23,9 @@ EXPECTED = {
     "noop/distmap-local-failures",
     "cpu/distmap-local",
     "sleep/distmap-local",
+    "fanout/distmap-local",
+    "fanout/distmap-local-async",
+    "wide/distmap-local",
     "first-result/distmap-local",
 }
 

@@ -23,7 +23,7 @@ from proc_watch import descendants
 import distmap
 from distmap.config import parse_job
 from distmap.contract import chunks_per_worker
-from distmap.coordinator import map_run_identity
+from distmap.coordinator import THREAD_LANES_PER_PROCESS, map_run_identity, plan_lanes
 from distmap.processor import BatchProcessor, Chunk, RunSpec
 from distmap.readers.base import DecodeSpec, RawBlock
 
@@ -187,6 +187,17 @@ def test_a_retry_waits_on_the_clock_not_in_a_lane():
     retried_stop = recs[first]["StopDate"]
     assert max(r["StopDate"] for i, r in recs.items() if i != first) < retried_stop
     bp.close()
+
+
+def test_plan_lanes_spreads_thousands_of_thread_lanes_over_more_processes():
+    """MaxConcurrency is split over one worker per core; with a per-process cap (sync functions on
+    the local backend) thousands of lanes take more processes instead of more threads in one."""
+    assert plan_lanes(10_000, 2) == [5000, 5000]
+    assert plan_lanes(10_000, 2, THREAD_LANES_PER_PROCESS) == [2000] * 5
+    assert plan_lanes(3_000, 2, THREAD_LANES_PER_PROCESS) == [1500, 1500]
+    assert plan_lanes(10_001, 2, 2000) == [1667] * 5 + [1666]
+    assert plan_lanes(0, 4, 2000) == [1, 1, 1, 1]
+    assert plan_lanes(3, 8) == [1, 1, 1]
 
 
 def test_chunks_per_worker_keeps_two_rounds_of_lanes_in_flight():

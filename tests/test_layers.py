@@ -82,12 +82,12 @@ def test_every_unit_has_a_layer():
 #: The state-machine interpreter (``distmap/asl``), lowest first. Type-only imports (under
 #: ``if TYPE_CHECKING:``) are not dependencies and are not checked.
 ASL_LAYERS: list[set[str]] = [
-    {"aws", "choice", "path_values", "execution_types"},
-    {"resources"},
-    {"lambdas", "callbacks"},
+    {"aws", "choice", "path_values", "execution_types", "query_language"},
+    {"resources", "choice_flow"},
+    {"lambdas", "callbacks", "state_base"},
     {"children"},
     {"integrations"},
-    {"distributed"},
+    {"distributed", "task_state"},
     {"machine"},
     {"execution"},
     {"__init__"},

@@ -35,9 +35,11 @@ from distmap.asl.execution_types import (
     inherit_limits,
     timed_out,
 )
+from distmap.asl.query_language import states_of, variables_of
 from distmap.asl.resources import Resources
 from distmap.config.fields import Fields
 from distmap.config.parse import parse_job
+from distmap.dataflow.jsonata import compile_template, is_expression
 from distmap.dataflow.jsonpath import compile_query
 from distmap.dataflow.templates import compile_payload
 from distmap.errors import ConfigError, StatesError, Timeout
@@ -166,10 +168,11 @@ def check_distributed_fields(state: MapState, f: Fields) -> None:
             supported = ", ".join(READER_RESOURCES)
             raise rf.error("Resource", f"unsupported ItemReader resource {resource!r}; supported: {supported}")
         listing = resource == READER_RESOURCES[1]
-        params = rf.require("Parameters")
+        pkey = _params_key(state)
+        params = rf.require(pkey)
         if not isinstance(params, Mapping):
-            raise rf.error("Parameters", f"must be an object with Bucket and {'Prefix' if listing else 'Key'}")
-        _template_check(params, rf.sub("Parameters"), f.source)
+            raise rf.error(pkey, f"must be an object with Bucket and {'Prefix' if listing else 'Key'}")
+        _template_check(state, params, rf.sub(pkey), f.source)
         config = rf.get("ReaderConfig", {})
         if not isinstance(config, Mapping) or ("InputType" not in config and not listing):
             raise rf.error(
@@ -182,7 +185,8 @@ def check_distributed_fields(state: MapState, f: Fields) -> None:
     if writer is not None:
         wf = Fields(writer, f.sub("ResultWriter"), f.source)
         resource = wf.get("Resource")
-        params = wf.get("Parameters")
+        pkey = _params_key(state)
+        params = wf.get(pkey)
         wf.get("WriterConfig")
         if resource is None and params is None and wf.get("WriterConfig") is None:
             raise wf.error("", "needs Resource and Parameters, or WriterConfig")
@@ -192,18 +196,23 @@ def check_distributed_fields(state: MapState, f: Fields) -> None:
                 f"unsupported ResultWriter resource {resource!r}; supported: {WRITER_RESOURCES[0]}",
             )
         if (resource is None) != (params is None):
-            raise wf.error("Parameters", "Resource and Parameters go together")
+            raise wf.error(pkey, f"Resource and {pkey} go together")
         if params is not None:
             if not isinstance(params, Mapping):
-                raise wf.error("Parameters", "must be an object with Bucket and Prefix")
-            _template_check(params, wf.sub("Parameters"), f.source)
+                raise wf.error(pkey, "must be an object with Bucket and Prefix")
+            _template_check(state, params, wf.sub(pkey), f.source)
         wf.finish()
     for key in ("ToleratedFailurePercentage", "ToleratedFailureCount"):
         if key in d and key + "Path" in d:
             raise f.error(key, f"{key} and {key}Path cannot both be set")
     # the rest (numbers, batcher fields, reader config) is validated by the engine's job parser,
     # once paths are resolved; a static job is checked here already
-    if not any(k.endswith("Path") for k in d) and reader is not None and not _has_dynamic(reader):
+    if (
+        not any(k.endswith("Path") for k in d)
+        and reader is not None
+        and not _has_dynamic(reader)
+        and not (state.jsonata and _has_dynamic(dict(d)))
+    ):
         job = _job_mapping(state, {}, {}, static_check=True)
         try:
             parse_job(job, source=f.source)
@@ -211,14 +220,24 @@ def check_distributed_fields(state: MapState, f: Fields) -> None:
             raise ConfigError(f"{f.path}.{exc.field}", exc.reason, source=f.source) from None
 
 
-def _template_check(template: Mapping[str, Any], where: str, source: str | None) -> None:
+def _params_key(state: MapState) -> str:
+    """ItemReader / ResultWriter take Arguments in a JSONata state, Parameters in a JSONPath one."""
+    return "Arguments" if state.jsonata else "Parameters"
+
+
+def _template_check(state: MapState, template: Mapping[str, Any], where: str, source: str | None) -> None:
     try:
-        compile_payload(template, where=where)
+        if state.jsonata:
+            compile_template(template, where.rsplit(".", 1)[-1], state.name)
+        else:
+            compile_payload(template, where=where)
     except ValueError as exc:
         raise ConfigError(where, str(exc), source=source) from None
 
 
 def _has_dynamic(value: Any) -> bool:
+    if is_expression(value):
+        return True
     if isinstance(value, Mapping):
         return any((isinstance(k, str) and k.endswith(".$")) or _has_dynamic(v) for k, v in value.items())
     if isinstance(value, list):
@@ -229,7 +248,11 @@ def _has_dynamic(value: Any) -> bool:
 # --------------------------------------------------------------------------- run
 
 
-def _resolve(value: Any, effective: Any, ctx: Any) -> Any:
+def _resolve(value: Any, effective: Any, ctx: Any, state: MapState | None = None, field: str = "") -> Any:
+    if state is not None and state.jsonata:
+        if not _has_dynamic(value):
+            return value
+        return compile_template(value, field, state.name)(states_of(effective, ctx), variables_of(ctx))
     if isinstance(value, Mapping) and _has_dynamic(value):
         return compile_payload(value)(effective, ctx)
     return value
@@ -239,7 +262,7 @@ def _dynamic_number(state: MapState, key: str, effective: Any, ctx: Any) -> Any:
     """``Key`` or the value at ``KeyPath`` (validated as AWS does: a bad value is States.Runtime)."""
     d = state.distributed
     if key + "Path" not in d:
-        return d.get(key)
+        return _resolve(d.get(key), effective, ctx, state, key)
     query = compile_query(d[key + "Path"])
     if key == "ToleratedFailurePercentage":
         return path_values.percentage(query, state.name, effective, ctx)
@@ -257,15 +280,22 @@ def _job_mapping(state: MapState, effective: Any, ctx: Any, *, static_check: boo
             config["MaxItems"] = (
                 0 if static_check else path_values.max_items(compile_query(path), state.name, effective, ctx)
             )
+        if not static_check:
+            config = _resolve(config, effective, ctx, state, "ItemReader/ReaderConfig")
+        pkey = _params_key(state)
         job["ItemReader"] = {
             "Resource": reader["Resource"],
-            "Parameters": _resolve(reader["Parameters"], effective, ctx),
+            "Parameters": reader[pkey] if static_check else _resolve(reader[pkey], effective, ctx, state, "Arguments"),
             **({"ReaderConfig": config} if config or "ReaderConfig" in reader else {}),
         }
+    if state.jsonata:
+        job["QueryLanguage"] = "JSONata"
     if state.item_selector_raw is not None:
         job["ItemSelector"] = state.item_selector_raw
     batcher = d.get("ItemBatcher")
     if batcher is not None:
+        if state.jsonata and not static_check:
+            batcher = _resolve(batcher, effective, ctx, state, "ItemBatcher")
         job["ItemBatcher"] = _resolve_batcher(state.name, batcher, effective, ctx, static_check)
     if not static_check:
         for key in ("ToleratedFailurePercentage", "ToleratedFailureCount"):
@@ -280,7 +310,7 @@ def _job_mapping(state: MapState, effective: Any, ctx: Any, *, static_check: boo
     if writer is not None and writer.get("Resource"):
         job["ResultWriter"] = {
             "Resource": writer["Resource"],
-            "Parameters": _resolve(writer["Parameters"], effective, ctx),
+            "Parameters": _resolve(writer[_params_key(state)], effective, ctx, state, "Arguments"),
             **({"WriterConfig": writer["WriterConfig"]} if "WriterConfig" in writer else {}),
         }
     return job
@@ -339,6 +369,8 @@ def run_distributed_map(state: MapState, effective: Any, ctx: dict[str, Any], ru
         job["Label"] = state.label or state.name
         job["Input"] = effective
         mj = parse_job(job)
+        if state.item_selector_raw is not None and variables_of(ctx):
+            mj = replace(mj, variables=dict(variables_of(ctx)))  # the ItemSelector may read them
         remaining = run.remaining()
         child = ChildMachine(
             state.processor_definition,

@@ -13,259 +13,56 @@ Data flow (JSONPath mode), as AWS documents it for Task, Parallel, Map and Pass:
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from typing import Any
 
-from distmap.asl.choice import compile_choice_state, parse_timestamp
-from distmap.asl.execution_types import ExecutionTimedOut
-from distmap.asl.resources import Resources
+from distmap.asl.choice import parse_timestamp
+from distmap.asl.execution_types import ExecutionTimedOut  # noqa: F401  (execution imports it from here)
+from distmap.asl.query_language import (
+    JSONATA,
+    JSONPATH,
+    expression_or,
+    language_of,
+    states_of,
+    template,
+    typed,
+    variables_of,
+)
+from distmap.asl.state_base import (
+    Run,
+    State,
+    _Cancelled,
+    _path,
+    _reference_path,
+    _template,
+    _Worker,
+)
+from distmap.asl.task_state import TaskState
 from distmap.config.fields import Fields
-from distmap.config.parse import parse_catchers, parse_retriers
+from distmap.dataflow.jsonata import Expression
 from distmap.dataflow.jsonpath import (
-    PathSyntaxError,
-    compile_query,
     copy_json,
-    is_reference_path,
     set_result_path,
 )
-from distmap.dataflow.templates import compile_payload
-from distmap.dataflow.values import NOT_JSON, NotJson, check_finite
-from distmap.errors import ConfigError, Runtime, StatesError, as_states_error, error_matches
+from distmap.dataflow.variables import ContextObject
+from distmap.errors import ConfigError, Runtime, StatesError
 from distmap.names import name_problem
-from distmap.records import EXECUTION_TYPES, iso_now
-from distmap.retry import RetryPolicy
+from distmap.records import EXECUTION_TYPES
 
 STATE_TYPES = ("Pass", "Task", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map")
 INLINE_MAP_CONCURRENCY = 40  # AWS runs at most 40 inline Map iterations at once
-UNSUPPORTED = {
-    "QueryLanguage": "JSONata is not supported yet; use JSONPath (the default)",
-    "Arguments": "JSONata Arguments are not supported yet; use Parameters",
-    "Output": "JSONata Output is not supported yet; use OutputPath / ResultSelector",
-    "Assign": "workflow variables (Assign) are not supported yet",
-}
-
-
-@dataclass
-class Run:
-    """What the states of one execution share (and Parallel / Map branches inherit)."""
-
-    execution: dict[str, Any]
-    state_machine: dict[str, Any]
-    resources: Resources
-    backend: str = "local"
-    executor_options: dict[str, Any] = field(default_factory=dict)
-    deadline: float | None = None
-    """``time.monotonic()`` by which the whole execution must end (TimeoutSeconds)."""
-    cancel: threading.Event = field(default_factory=threading.Event)
-    region: str = "us-east-1"
-    account: str = "123456789012"
-    mask_causes: bool = True
-    run_child: Callable[..., dict[str, Any]] | None = None
-    """Runs a child execution (``states:startExecution``): ``execution.run_child_execution``,
-    handed down by the execution (the lower modules that call it never import it)."""
-    """Mask credentials in the Cause of DISTRIBUTED Map FAILED records."""
-
-    def context(self, state: str, retry_count: int = 0, entered: str | None = None) -> dict[str, Any]:
-        return {
-            "Execution": self.execution,
-            "StateMachine": self.state_machine,
-            "State": {"Name": state, "EnteredTime": entered or iso_now(), "RetryCount": retry_count},
-        }
-
-    def check_alive(self) -> None:
-        if self.cancel.is_set():
-            raise _Cancelled()
-        if self.deadline is not None and time.monotonic() > self.deadline:
-            raise ExecutionTimedOut()
-
-    def sleep(self, seconds: float) -> None:
-        """Sleep, waking early for cancellation or the execution deadline."""
-        end = time.monotonic() + max(0.0, seconds)
-        while True:
-            self.check_alive()
-            left = end - time.monotonic()
-            if left <= 0:
-                return
-            if self.deadline is not None:
-                left = min(left, max(0.0, self.deadline - time.monotonic()) + 0.001)
-            self.cancel.wait(min(left, 0.5))
-
-    def remaining(self) -> float | None:
-        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
-
-
-class _Cancelled(Exception):
-    """A sibling branch failed; this branch stops at its next state."""
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _path(f: Fields, key: str, default: str | None = "$") -> Any:
-    """An optional Path field compiled as a query (None when the field is JSON null)."""
-    raw = f.get(key, default)
-    if raw is None:
-        return None
-    if not isinstance(raw, str):
-        raise f.error(key, f"must be a JSONPath string or null, got {raw!r}")
-    try:
-        return compile_query(raw)
-    except (PathSyntaxError, ValueError) as exc:
-        raise f.error(key, str(exc)) from None
-
-
-def _reference_path(f: Fields, key: str) -> str | None:
-    raw = f.get(key, "$")
-    if raw is None:
-        return None
-    if not isinstance(raw, str) or not is_reference_path(raw) or raw.startswith("$$"):
-        raise f.error(key, f"must be a reference path ($, $.a.b, $['a'][0]) or null, got {raw!r}")
-    return raw
-
-
-def _template(f: Fields, key: str) -> Callable[[Any, Any], Any] | None:
-    raw = f.get(key)
-    if raw is None:
-        return None
-    if not isinstance(raw, Mapping):
-        raise f.error(key, f"must be an object, got {type(raw).__name__}")
-    try:
-        return compile_payload(raw, where=f.sub(key))
-    except (PathSyntaxError, ValueError) as exc:
-        raise ConfigError(f.sub(key), str(exc), source=f.source) from None
-
-
-def _positive_or_path(f: Fields, key: str, *, integer: bool = True) -> tuple[float | None, Any]:
-    """``Key`` (a number) or ``KeyPath`` (a query); never both."""
-    if f.has(key) and f.has(key + "Path"):
-        raise f.error(key, f"{key} and {key}Path cannot both be set")
-    value = f.integer(key, None, minimum=1) if integer else f.number(key, None, exclusive_min=True)
-    return value, _path(f, key + "Path", None)
-
-
-# --------------------------------------------------------------------------- states
-
-
-class State:
-    """A state: parses its fields, then runs as ``execute(raw_input, run) -> (output, next)``."""
-
-    terminal = False  # Succeed / Fail
-    has_io = True  # InputPath / OutputPath
-
-    def __init__(self, name: str, f: Fields, where: str) -> None:
-        self.name = name
-        self.where = where
-        f.get("Type")
-        f.get("Comment")
-        for key, reason in UNSUPPORTED.items():
-            if f.has(key):
-                raise f.error(key, reason)
-        self.input_path = _path(f, "InputPath") if self.has_io else None
-        self.output_path = _path(f, "OutputPath") if self.has_io else None
-        self.next: str | None = None
-        if not self.terminal and not isinstance(self, ChoiceState):
-            nxt, end = f.get("Next"), f.get("End")
-            if nxt is not None and end is not None:
-                raise f.error("End", "a state has either Next or End: true, not both")
-            if end is not None and end is not True:
-                raise f.error("End", f"must be true, got {end!r}")
-            if nxt is None and end is None:
-                raise f.error("Next", "is required (or End: true)")
-            if nxt is not None and (not isinstance(nxt, str) or not nxt):
-                raise f.error("Next", f"must be a state name, got {nxt!r}")
-            self.next = nxt
-
-    def targets(self) -> list[tuple[str, str]]:
-        """``(field, state name)`` of every transition out of this state."""
-        return [("Next", self.next)] if self.next else []
-
-    # data flow ----------------------------------------------------------------------------
-    def effective_input(self, raw: Any, ctx: Any) -> Any:
-        if self.input_path is None:
-            return {}
-        return self.input_path.evaluate(raw, ctx)
-
-    def final_output(self, data: Any, ctx: Any) -> Any:
-        if self.output_path is None:
-            return {}
-        return self.output_path.evaluate(data, ctx)
-
-    def execute(self, raw: Any, run: Run) -> tuple[Any, str | None]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def resources(self) -> list[str]:
-        return []
-
-
-class _Worker(State):
-    """Task, Parallel and Map: Parameters, ResultSelector, ResultPath, Retry and Catch."""
-
-    parameters_key = "Parameters"
-
-    def __init__(self, name: str, f: Fields, where: str) -> None:
-        super().__init__(name, f, where)
-        self.parameters = _template(f, self.parameters_key) if self.parameters_key else None
-        self.result_selector = _template(f, "ResultSelector")
-        self.result_path = _reference_path(f, "ResultPath")
-        self.retry = RetryPolicy(parse_retriers(f))
-        self.catchers = parse_catchers(f, allow_next=True)
-        for i, c in enumerate(self.catchers):
-            if not c.next:
-                raise ConfigError(f"{f.sub(f'Catch[{i}]')}.Next", "is required", source=f.source)
-
-    def targets(self) -> list[tuple[str, str]]:
-        return super().targets() + [(f"Catch[{i}].Next", c.next or "") for i, c in enumerate(self.catchers)]
-
-    def work(self, params: Any, effective: Any, ctx: dict[str, Any], run: Run) -> Any:  # pragma: no cover
-        """The state's work on ``params`` (``effective`` is the input before Parameters)."""
-        raise NotImplementedError
-
-    def execute(self, raw: Any, run: Run) -> tuple[Any, str | None]:
-        attempt = None
-        retries = 0
-        entered = iso_now()
-        while True:
-            run.check_alive()
-            ctx = run.context(self.name, retries, entered)
-            try:
-                effective = self.effective_input(raw, ctx)
-                params = self.parameters(effective, ctx) if self.parameters is not None else effective
-                result = self.work(params, effective, ctx, run)
-                if self.result_selector is not None:
-                    result = self.result_selector(result, ctx)
-                return self.final_output(set_result_path(raw, self.result_path, result), ctx), self.next
-            except (ExecutionTimedOut, _Cancelled, KeyboardInterrupt):
-                raise
-            except Exception as exc:
-                err = as_states_error(exc)
-            delay = None
-            if self.retry:
-                attempt = attempt or self.retry.new_state()
-                delay = self.retry.next_delay(attempt, err.error)
-            if delay is not None:
-                run.sleep(delay)
-                retries += 1
-                continue
-            for c in self.catchers:
-                if error_matches(err.error, c.error_equals):
-                    return set_result_path(
-                        raw, c.result_path, {"Error": err.error, "Cause": err.cause}
-                    ), c.next
-            raise err
 
 
 class PassState(State):
-    def __init__(self, name: str, f: Fields, where: str) -> None:
-        super().__init__(name, f, where)
+    def __init__(self, name: str, f: Fields, where: str, language: str = JSONPATH) -> None:
+        super().__init__(name, f, where, language)
         self.has_result = f.has("Result")
         self.result = f.get("Result")
-        self.parameters = _template(f, "Parameters")
-        self.result_path = _reference_path(f, "ResultPath")
+        self.parameters = _template(f, "Parameters") if not self.jsonata else None
+        self.result_path = _reference_path(f, "ResultPath") if not self.jsonata else None
 
     def execute(self, raw: Any, run: Run) -> tuple[Any, str | None]:
         ctx = run.context(self.name)
@@ -276,156 +73,19 @@ class PassState(State):
             result = self.parameters(effective, ctx)
         else:
             result = effective
-        return self.final_output(set_result_path(raw, self.result_path, result), ctx), self.next
-
-
-class TaskState(_Worker):
-    """A Task: its Resource is a Lambda function, an AWS service integration, a child state
-    machine, an activity or a custom string (``distmap.asl.integrations``)."""
-
-    def __init__(self, name: str, f: Fields, where: str) -> None:
-        super().__init__(name, f, where)
-        self.resource = f.string("Resource", required=True)
-        self.timeout, self.timeout_path = _positive_or_path(f, "TimeoutSeconds")
-        self.heartbeat, self.heartbeat_path = _positive_or_path(f, "HeartbeatSeconds")
-        if self.timeout and self.heartbeat and self.heartbeat >= self.timeout:
-            raise f.error("HeartbeatSeconds", "must be smaller than TimeoutSeconds")
-        f.get("Credentials")
-        from distmap.asl.integrations import parse_integration
-
-        assert self.resource is not None
-        self.integration = parse_integration(self.resource, f.get("Parameters"), f)
-
-    def resources(self) -> list[str]:
-        return [self.resource] if self.resource else []
-
-    def execute(self, raw: Any, run: Run) -> tuple[Any, str | None]:
-        if self.integration.uses_token:
-            run = self._with_task_token(run)
-        return super().execute(raw, run)
-
-    @staticmethod
-    def _with_task_token(run: Run) -> Run:
-        """A copy of ``run`` whose context object carries a fresh ``Task.Token`` per attempt."""
-        import copy
-
-        from distmap.asl.callbacks import new_token
-
-        tokened = copy.copy(run)
-        base = run.context
-
-        def context(state: str, retry_count: int = 0, entered: str | None = None) -> dict[str, Any]:
-            ctx = base(state, retry_count, entered)
-            ctx["Task"] = {"Token": new_token()}
-            return ctx
-
-        tokened.context = context  # type: ignore[method-assign]
-        return tokened
-
-    def work(self, params: Any, effective: Any, ctx: dict[str, Any], run: Run) -> Any:
-        from distmap.asl.integrations import TaskCall
-
-        timeout = self.timeout
-        if self.timeout_path is not None:
-            timeout = _positive_number(self.timeout_path.evaluate(effective, ctx), "TimeoutSecondsPath")
-        heartbeat = self.heartbeat
-        if self.heartbeat_path is not None:
-            heartbeat = _positive_number(self.heartbeat_path.evaluate(effective, ctx), "HeartbeatSecondsPath")
-        call = TaskCall(self.integration, run, ctx, heartbeat)
-        # the first limit to pass ends the task: TimeoutSeconds; HeartbeatSeconds as a plain limit
-        # when nothing can send heartbeats (a callback task's wait enforces it itself); the
-        # execution's deadline
-        limits: list[tuple[float, str | None]] = []
-        if timeout is not None:
-            limits.append((timeout, "States.Timeout"))
-        if heartbeat is not None and not call.heartbeats:
-            limits.append((heartbeat, "States.HeartbeatTimeout"))
-        remaining = run.remaining()
-        if remaining is not None:
-            limits.append((remaining, None))
-        try:
-            if not limits:
-                return _call(call, params)
-            limit, error = min(limits, key=lambda lim: lim[0])
-            return _call_with_timeout(
-                call, params, limit, timed_out_by_task=error is not None, error=error or "States.Timeout"
-            )
-        finally:
-            call.close()
-
-
-def _json_result(result: Any) -> Any:
-    """A Task's result must be JSON: NaN and Infinity fail the Task (see dataflow.values)."""
-    try:
-        check_finite(result)
-    except NotJson as exc:
-        raise StatesError(NOT_JSON, f"the task returned a value that is not JSON: {exc}") from None
-    return result
-
-
-def _positive_number(value: Any, what: str) -> float:
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            value = float(value)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise Runtime(cause=f"{what} must resolve to a positive number, got {value!r}")
-    return float(value)
-
-
-def _call(fn: Callable[[Any], Any], params: Any) -> Any:
-    try:
-        return _json_result(fn(params))
-    except StatesError:
-        raise
-    except (ExecutionTimedOut, _Cancelled, KeyboardInterrupt):
-        raise
-    except Exception as exc:
-        raise as_states_error(exc) from None
-
-
-def _call_with_timeout(
-    fn: Callable[[Any], Any],
-    params: Any,
-    limit: float,
-    *,
-    timed_out_by_task: bool,
-    error: str = "States.Timeout",
-) -> Any:
-    """Run the task function on a daemon thread; give up after ``limit`` seconds (the thread is
-    abandoned, its late result ignored). ``timed_out_by_task``: the limit is the Task's own
-    (TimeoutSeconds, or HeartbeatSeconds with ``error`` States.HeartbeatTimeout), else it is the
-    execution's deadline."""
-    box: dict[str, Any] = {}
-    done = threading.Event()
-
-    def target() -> None:
-        try:
-            box["value"] = fn(params)
-        except BaseException as exc:
-            box["error"] = exc
-        finally:
-            done.set()
-
-    threading.Thread(target=target, name="distmap-task", daemon=True).start()
-    if not done.wait(limit):
-        if not timed_out_by_task:
-            raise ExecutionTimedOut()
-        if error == "States.HeartbeatTimeout":
-            raise StatesError(error, f"the task sent no heartbeat within HeartbeatSeconds ({limit:g})")
-        raise StatesError(error, f"the task did not finish within {limit:g} seconds")
-    if "error" in box:
-        exc = box["error"]
-        if isinstance(exc, StatesError | ExecutionTimedOut | _Cancelled):
-            raise exc
-        raise as_states_error(exc)
-    return _json_result(box.get("value"))
+        if self.jsonata:
+            return self.complete(raw, ctx, run, result), self.next
+        return self.complete(raw, ctx, run, result, set_result_path(raw, self.result_path, result)), self.next
 
 
 class ChoiceState(State):
-    def __init__(self, name: str, f: Fields, where: str) -> None:
-        super().__init__(name, f, where)
+    has_next = False
+    def __init__(self, name: str, f: Fields, where: str, language: str = JSONPATH) -> None:
+        super().__init__(name, f, where, language)
         raw = {k: f.get(k) for k in ("Choices", "Default")}
-        self.rules = compile_choice_state({k: v for k, v in raw.items() if v is not None}, where)
+        from distmap.asl.choice_flow import compile_rules
+
+        self.rules, self.rule_flows = compile_rules(self, raw, f)
         self._targets: list[tuple[str, str]] = []
         choices = raw["Choices"]
         if isinstance(choices, list):
@@ -439,32 +99,43 @@ class ChoiceState(State):
         return list(self._targets)
 
     def execute(self, raw: Any, run: Run) -> tuple[Any, str | None]:
+        from distmap.asl.choice_flow import choose
+
         ctx = run.context(self.name)
         effective = self.effective_input(raw, ctx)
-
-        def resolve(path: str) -> tuple[bool, Any]:
-            return compile_query(path).find(effective, ctx)
-
-        nxt = self.rules.next_state(resolve)
+        nxt, rule_flow = choose(self, raw, effective, ctx)
         if nxt is None:
             raise StatesError(
                 "States.NoChoiceMatched",
                 f"no Choice rule matched in state {self.name!r} and there is no Default",
             )
-        return self.final_output(effective, ctx), nxt
+        flow = rule_flow or self.flow
+        if self.jsonata:
+            states = states_of(raw, ctx)
+            default = raw
+            if flow is not self.flow and flow.output is None and self.flow.output is not None:
+                default = self.flow.output(states, variables_of(ctx))
+            return flow.finish(run.variables, states, None, default), nxt
+        out = self.final_output(effective, ctx)
+        if flow.assign is None:
+            return out, nxt
+        return flow.finish(run.variables, {"context": ctx}, effective, out), nxt
 
 
 class WaitState(State):
-    def __init__(self, name: str, f: Fields, where: str) -> None:
-        super().__init__(name, f, where)
+    def __init__(self, name: str, f: Fields, where: str, language: str = JSONPATH) -> None:
+        super().__init__(name, f, where, language)
         given = [k for k in ("Seconds", "Timestamp", "SecondsPath", "TimestampPath") if f.has(k)]
         if len(given) != 1:
             raise f.error(
                 "Seconds", "a Wait state needs exactly one of Seconds, Timestamp, SecondsPath, TimestampPath"
             )
         self.kind = given[0]
-        if self.kind == "Seconds":
-            self.value: Any = f.integer("Seconds", minimum=0)
+        dynamic = expression_or(f, self.kind, name, lambda: None) if self.jsonata else None
+        if dynamic is not None:
+            self.value: Any = dynamic
+        elif self.kind == "Seconds":
+            self.value = f.integer("Seconds", minimum=0)
         elif self.kind == "Timestamp":
             self.value = f.string("Timestamp")
             if _parse_timestamp(self.value) is None:
@@ -475,7 +146,9 @@ class WaitState(State):
     def execute(self, raw: Any, run: Run) -> tuple[Any, str | None]:
         ctx = run.context(self.name)
         effective = self.effective_input(raw, ctx)
-        if self.kind == "Seconds":
+        if isinstance(self.value, Expression):
+            seconds = self._dynamic_seconds(raw, ctx)
+        elif self.kind == "Seconds":
             seconds = float(self.value)
         elif self.kind == "Timestamp":
             seconds = _parse_timestamp(self.value) - time.time()  # type: ignore[operator]
@@ -491,7 +164,22 @@ class WaitState(State):
                 raise Runtime(cause=f"TimestampPath must resolve to an RFC 3339 timestamp, got {v!r}")
             seconds = ts - time.time()
         run.sleep(seconds)
-        return self.final_output(effective, ctx), self.next
+        return self.complete(raw, ctx, run, effective, effective), self.next
+
+    def _dynamic_seconds(self, raw: Any, ctx: Any) -> float:
+        states, variables = states_of(raw, ctx), variables_of(ctx)
+        if self.kind == "Seconds":
+            seconds = typed(self.value, states, variables, "integer")
+            if seconds < 0:
+                raise StatesError("States.QueryEvaluationError", f"Seconds must be non-negative, got {seconds}")
+            return float(seconds)
+        text = typed(self.value, states, variables, "string")
+        ts = _parse_timestamp(text)
+        if ts is None:
+            raise StatesError(
+                "States.QueryEvaluationError", f"Timestamp must be an RFC 3339 timestamp, got {text!r}"
+            )
+        return ts - time.time()
 
 
 def _parse_timestamp(text: Any) -> float | None:
@@ -503,28 +191,41 @@ def _parse_timestamp(text: Any) -> float | None:
 class SucceedState(State):
     terminal = True
 
+    def __init__(self, name: str, f: Fields, where: str, language: str = JSONPATH) -> None:
+        super().__init__(name, f, where, language)
+        if f.has("Assign"):
+            raise f.error("Assign", "a Succeed state has no Assign (it ends the execution or branch)")
+
     def execute(self, raw: Any, run: Run) -> tuple[Any, str | None]:
         ctx = run.context(self.name)
-        return self.final_output(self.effective_input(raw, ctx), ctx), None
+        effective = self.effective_input(raw, ctx)
+        return self.complete(raw, ctx, run, effective, effective), None
 
 
 class FailState(State):
     terminal = True
     has_io = False
 
-    def __init__(self, name: str, f: Fields, where: str) -> None:
-        super().__init__(name, f, where)
+    def __init__(self, name: str, f: Fields, where: str, language: str = JSONPATH) -> None:
+        super().__init__(name, f, where, language)
+        for key in ("Assign", "Output"):
+            if f.has(key):
+                raise f.error(key, "a Fail state has no Assign or Output (it ends the execution)")
         for a, b in (("Error", "ErrorPath"), ("Cause", "CausePath")):
             if f.has(a) and f.has(b):
                 raise f.error(a, f"{a} and {b} cannot both be set")
-        self.error = f.string("Error")
-        self.cause = f.string("Cause")
+        self.error: Any = expression_or(f, "Error", name, lambda: f.string("Error"))
+        self.cause: Any = expression_or(f, "Cause", name, lambda: f.string("Cause"))
         self.error_path = _path(f, "ErrorPath", None)
         self.cause_path = _path(f, "CausePath", None)
 
     def execute(self, raw: Any, run: Run) -> tuple[Any, str | None]:
         ctx = run.context(self.name)
         error, cause = self.error, self.cause
+        if isinstance(error, Expression):
+            error = typed(error, states_of(raw, ctx), variables_of(ctx), "string")
+        if isinstance(cause, Expression):
+            cause = typed(cause, states_of(raw, ctx), variables_of(ctx), "string")
         if self.error_path is not None:
             error = self.error_path.evaluate(raw, ctx)
         if self.cause_path is not None:
@@ -538,13 +239,13 @@ class FailState(State):
 
 
 class ParallelState(_Worker):
-    def __init__(self, name: str, f: Fields, where: str) -> None:
-        super().__init__(name, f, where)
+    def __init__(self, name: str, f: Fields, where: str, language: str = JSONPATH) -> None:
+        super().__init__(name, f, where, language)
         branches = f.require("Branches")
         if not isinstance(branches, list) or not branches:
             raise f.error("Branches", "must be a non-empty list of state machines")
         self.branches = [
-            StateMachine.parse(b, where=f"{f.sub('Branches')}[{i}]", source=f.source)
+            StateMachine.parse(b, where=f"{f.sub('Branches')}[{i}]", source=f.source, language=self.language)
             for i, b in enumerate(branches)
         ]
 
@@ -583,8 +284,8 @@ def _child_run(run: Run) -> Run:
 class MapState(_Worker):
     parameters_key = ""  # Map's Parameters is the legacy ItemSelector
 
-    def __init__(self, name: str, f: Fields, where: str) -> None:
-        super().__init__(name, f, where)
+    def __init__(self, name: str, f: Fields, where: str, language: str = JSONPATH) -> None:
+        super().__init__(name, f, where, language)
         key = "ItemProcessor" if f.has("ItemProcessor") or not f.has("Iterator") else "Iterator"
         proc = f.require(key)
         if not isinstance(proc, Mapping):
@@ -606,17 +307,22 @@ class MapState(_Worker):
                 f"must be STANDARD or EXPRESS, got {self.execution_type!r}",
             )
         processor = {k: v for k, v in proc.items() if k != "ProcessorConfig"}
+        if self.jsonata and "QueryLanguage" not in processor:  # a DISTRIBUTED child parses it alone
+            processor["QueryLanguage"] = JSONATA
         self.processor_definition = processor
-        self.processor = StateMachine.parse(processor, where=f.sub(key), source=f.source)
-        self.items_path = _path(f, "ItemsPath")
+        self.processor = StateMachine.parse(processor, where=f.sub(key), source=f.source, language=self.language)
+        self.items_path = _path(f, "ItemsPath") if not self.jsonata else None
+        self.items = template(f, "Items", name) if self.jsonata else None
         sel_key = "ItemSelector" if f.has("ItemSelector") or not f.has("Parameters") else "Parameters"
         if f.has("ItemSelector") and f.has("Parameters"):
             raise f.error("Parameters", "ItemSelector and Parameters (its legacy name) cannot both be set")
         self.item_selector_raw = f.get(sel_key)
-        self.item_selector = _template(f, sel_key)
+        self.item_selector = template(f, sel_key, name) if self.jsonata else _template(f, sel_key)
         if f.has("MaxConcurrency") and f.has("MaxConcurrencyPath"):
             raise f.error("MaxConcurrency", "MaxConcurrency and MaxConcurrencyPath cannot both be set")
-        self.max_concurrency = f.integer("MaxConcurrency", 0, minimum=0) or 0
+        self.max_concurrency = expression_or(
+            f, "MaxConcurrency", name, lambda: f.integer("MaxConcurrency", 0, minimum=0) or 0
+        )
         self.max_concurrency_path = _path(f, "MaxConcurrencyPath", None)
         self.label = f.string("Label")
         if self.label is not None and (problem := name_problem(self.label)):
@@ -653,6 +359,13 @@ class MapState(_Worker):
         return self.processor.resources()
 
     def max_concurrency_for(self, effective: Any, ctx: Any) -> int:
+        if isinstance(self.max_concurrency, Expression):
+            value = typed(self.max_concurrency, states_of(effective, ctx), variables_of(ctx), "integer")
+            if value < 0:
+                raise StatesError(
+                    "States.QueryEvaluationError", f"MaxConcurrency must be a non-negative integer, got {value}"
+                )
+            return value
         if self.max_concurrency_path is None:
             return self.max_concurrency
         from distmap.asl import path_values
@@ -667,6 +380,14 @@ class MapState(_Worker):
         return self._run_inline(params, ctx, run)
 
     def items_of(self, effective: Any, ctx: Any) -> list[Any]:
+        if self.jsonata:
+            items = self.items(states_of(effective, ctx), variables_of(ctx)) if self.items is not None else effective
+            if not isinstance(items, list):
+                raise StatesError(
+                    "States.QueryEvaluationError",
+                    f"Items of state {self.name!r} must evaluate to an array, got {type(items).__name__}",
+                )
+            return items
         items = self.items_path.evaluate(effective, ctx) if self.items_path is not None else effective
         if not isinstance(items, list):
             raise Runtime(
@@ -677,7 +398,10 @@ class MapState(_Worker):
     def select(self, effective: Any, ctx: dict[str, Any], index: int, value: Any) -> Any:
         if self.item_selector is None:
             return value
-        item_ctx = {**ctx, "Map": {"Item": {"Index": index, "Value": value}}}
+        item_ctx = ContextObject(ctx, variables=variables_of(ctx))
+        item_ctx["Map"] = {"Item": {"Index": index, "Value": value}}
+        if self.jsonata:
+            return self.item_selector(states_of(effective, item_ctx), variables_of(ctx))
         return self.item_selector(effective, item_ctx)
 
     def _run_inline(self, effective: Any, ctx: dict[str, Any], run: Run) -> Any:
@@ -728,13 +452,13 @@ class StateMachine:
         self.where = where
 
     @classmethod
-    def parse(cls, data: Any, *, where: str = "", source: str | None = None) -> StateMachine:
+    def parse(
+        cls, data: Any, *, where: str = "", source: str | None = None, language: str = JSONPATH
+    ) -> StateMachine:
         f = Fields(data, where, source)
         f.get("Comment")
         f.get("Version")
-        for key, reason in UNSUPPORTED.items():
-            if f.has(key) and not (key == "QueryLanguage" and f.get(key) == "JSONPath"):
-                raise f.error(key, reason)
+        language = language_of(f, language)
         start_at = f.string("StartAt", required=True)
         timeout = f.integer("TimeoutSeconds", None, minimum=1)
         raw_states = f.require("States")
@@ -750,7 +474,7 @@ class StateMachine:
             cls_ = _STATE_CLASSES.get(kind) if isinstance(kind, str) else None
             if cls_ is None:
                 raise sf.error("Type", f"must be one of {', '.join(STATE_TYPES)}, got {kind!r}")
-            state = cls_(name, sf, sf.path)
+            state = cls_(name, sf, sf.path, language)
             sf.finish()
             states[name] = state
         if start_at not in states:
@@ -777,6 +501,7 @@ class StateMachine:
         return [r for s in self.states.values() for r in s.resources()]
 
     def run(self, data: Any, run: Run) -> Any:
+        run = run.scoped()  # what this machine (branch, iteration) assigns stays in it
         name = self.start_at
         while True:
             run.check_alive()

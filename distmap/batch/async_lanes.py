@@ -21,9 +21,6 @@ from distmap.batch.attempts import AlarmTimeout, Attempts
 from distmap.batch.executions import Execution, Succeeded
 from distmap.batch.thread_lanes import Work
 
-_WAKE = object()
-_STOP = object()
-
 
 class AsyncLanes:
     """Up to ``size`` lane tasks awaiting ``fn`` on one event loop thread."""
@@ -41,8 +38,12 @@ class AsyncLanes:
         self.timeout = attempts.timeout
         self.async_sleep = async_sleep
         self.loop = asyncio.new_event_loop()
-        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.ready: deque[Execution] = deque()
+        """Executions to run, oldest first (only the loop thread touches it)."""
         self.urgent: deque[Execution] = deque()
+        """Retries now due: taken before ``ready``."""
+        self.idle: deque[asyncio.Future[None]] = deque()
+        """Lanes waiting for work, woken one per execution added."""
         self.tasks: set[asyncio.Task[None]] = set()
         self.unwinding: set[asyncio.Future[Any]] = set()
         """Tasks of timed-out attempts that have not finished unwinding."""
@@ -65,9 +66,16 @@ class AsyncLanes:
         for _ in range(min(self.size - len(self.tasks), len(todo))):
             task = self.loop.create_task(self._lane())
             self.tasks.add(task)
-        put = self.queue.put_nowait
-        for ex in todo:
-            put(ex)
+        self.ready.extend(todo)
+        self._wake(len(todo))
+
+    def _wake(self, n: int) -> None:
+        idle = self.idle
+        while n > 0 and idle:
+            waiter = idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                n -= 1
 
     def close(self) -> None:
         """Stop the lanes and the loop (attempts still running are abandoned)."""
@@ -90,18 +98,24 @@ class AsyncLanes:
 
     # ------------------------------------------------------------------ a lane
     async def _lane(self) -> None:
-        queue = self.queue
+        ready = self.ready
         urgent = self.urgent
+        idle = self.idle
+        loop = self.loop
         attempts = self.attempts
         fn = self.fn
         timed = self.timeout is not None
         now = time.time
         while True:
-            ex = urgent.popleft() if urgent else await queue.get()
-            if ex is _WAKE:
+            if urgent:
+                ex = urgent.popleft()
+            elif ready:
+                ex = ready.popleft()
+            else:
+                waiter = loop.create_future()
+                idle.append(waiter)
+                await waiter
                 continue
-            if ex is _STOP:
-                return
             if ex.start == 0.0:
                 ex.start = now()
             try:
@@ -131,7 +145,7 @@ class AsyncLanes:
 
     def _due(self, ex: Execution) -> None:
         self.urgent.append(ex)
-        self.queue.put_nowait(_WAKE)
+        self._wake(1)
 
     async def _with_deadline(self, ex: Execution) -> Any:
         """One attempt, stopped at TimeoutSeconds: the attempt's task is cancelled and left to

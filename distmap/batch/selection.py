@@ -12,7 +12,7 @@ import orjson
 
 from distmap.batch.executions import Execution, Failed
 from distmap.contract import Chunk, ReadError, RunSpec
-from distmap.dataflow.templates import compile_payload
+from distmap.dataflow.selectors import compile_batch_input, compile_selector
 from distmap.errors import ItemReaderFailed, StatesError
 from distmap.readers.base import block_spec, decode_block
 
@@ -26,11 +26,14 @@ class ItemSelection:
         job = spec.job
         self.spec = spec
         self.selector = (
-            compile_payload(job.item_selector, where="ItemSelector")
+            compile_selector(job.item_selector, job.query_language, where="ItemSelector", variables=job.variables)
             if job.item_selector is not None
             else None
         )
         self.batcher = job.item_batcher
+        self.batch_input = compile_batch_input(
+            job.item_batcher.batch_input if job.item_batcher else None, job.query_language
+        )
 
     def executions(self, chunk: Chunk) -> tuple[list[Execution], ReadError | None]:
         """Decode a chunk into executions. Malformed data ends the list: the items before it
@@ -71,7 +74,11 @@ class ItemSelection:
         assert b is not None
         max_n = b.max_items_per_batch or len(singles) or 1
         max_bytes = b.max_input_bytes_per_batch
-        batch_input = b.batch_input
+        failed: Failed | None = None
+        try:
+            batch_input = self.batch_input(self.spec.job.input, self.spec.context)
+        except StatesError as exc:  # a JSONata BatchInput that cannot be evaluated fails its batches
+            batch_input, failed = None, Failed(exc.error, exc.cause)
         overhead = len(
             _dumps({"Items": [], "BatchInput": batch_input} if batch_input is not None else {"Items": []})
         )
@@ -86,7 +93,7 @@ class ItemSelection:
                 payload: dict[str, Any] = {"Items": cur}
                 if batch_input is not None:
                     payload["BatchInput"] = batch_input
-                batches.append(Execution(cur_first, len(cur), payload))
+                batches.append(Execution(cur_first, len(cur), payload, outcome=failed))
             cur = []
             cur_bytes = overhead
 

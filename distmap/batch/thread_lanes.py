@@ -41,13 +41,16 @@ ABANDON_GRACE = 0.05
 #: address space, of which they touch a few pages each. ``DISTMAP_LANE_STACK_KIB`` overrides it.
 LANE_STACK_BYTES = int(os.environ.get("DISTMAP_LANE_STACK_KIB", "512")) * 1024
 
-#: With many lanes, CPython's default switch interval (5 ms) makes every thread waiting for the
-#: GIL time out and demand it every 5 ms: with thousands of lanes waking from I/O at once, the
-#: forced hand-offs cost more than the items. Lanes raise it to ``SWITCH_SECONDS_PER_LANE`` x
-#: lanes (at most ``MAX_SWITCH_SECONDS``) while they live. It only delays a thread that runs
-#: Python without a break that long: a lane doing CPU work, and with it the timeout watchdog.
-SWITCH_SECONDS_PER_LANE = 10e-6
-MAX_SWITCH_SECONDS = 0.05
+#: With thousands of lanes, CPython's default switch interval (5 ms) is a trap: every thread
+#: waiting for the GIL wakes every 5 ms to demand it, so thousands of lanes waking from I/O at
+#: once spend their time handing the GIL to each other (measured, 100,000 x 100 ms items on
+#: 5 x 2,000 lanes: 21-28 s at 20 ms, 6-12 s at 60 ms, 3.2 s at 200 ms). Above
+#: ``SWITCH_FROM_LANES`` lanes, while they live, lanes raise it to ``SWITCH_SECONDS_PER_LANE`` x
+#: lanes, at most ``MAX_SWITCH_SECONDS``. The cost: a lane running Python without a break (CPU
+#: work) can keep the others, and the timeout clock, waiting that long, or a few times that.
+SWITCH_FROM_LANES = 1000
+SWITCH_SECONDS_PER_LANE = 100e-6
+MAX_SWITCH_SECONDS = 0.5
 
 _WAKE = object()  # a retry became due: take from ``urgent``
 _STOP = object()
@@ -106,7 +109,7 @@ class ThreadLanes:
         self.closed = False
         self._switch = sys.getswitchinterval()
         wanted = min(MAX_SWITCH_SECONDS, SWITCH_SECONDS_PER_LANE * self.size)
-        if wanted > self._switch:
+        if self.size > SWITCH_FROM_LANES and wanted > self._switch:
             sys.setswitchinterval(wanted)
 
     # ------------------------------------------------------------------ feeding

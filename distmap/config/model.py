@@ -122,8 +122,13 @@ class MapJob:
     state_machine_name: str = "distmap"
     label: str | None = None
     input: Any = field(default_factory=dict)
-    """The Map state's input (``$`` in ItemSelector paths)."""
+    """The Map state's input (``$`` in ItemSelector paths, ``$states.input`` in JSONata)."""
     source_file: str | None = None
+    query_language: Literal["JSONPath", "JSONata"] = "JSONPath"
+    """The language of ItemSelector and BatchInput (``QueryLanguage``)."""
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    """The workflow variables the ItemSelector reads (a DISTRIBUTED Map in ``distmap execute``
+    sets them; a job file has none)."""
 
     @classmethod
     def from_dict(

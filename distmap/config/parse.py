@@ -27,8 +27,15 @@ from distmap.config.model import (
     ResultWriterConfig,
     RetrierConfig,
 )
+from distmap.dataflow.jsonata import is_expression
 from distmap.dataflow.jsonpath import PathSyntaxError, compile_result_path
-from distmap.dataflow.templates import compile_payload
+from distmap.dataflow.selectors import (
+    JSONATA,
+    JSONPATH,
+    QUERY_LANGUAGES,
+    compile_batch_input,
+    compile_selector,
+)
 from distmap.errors import ConfigError
 from distmap.names import name_problem
 
@@ -208,10 +215,11 @@ def parse_job(
     state_type = top.get("Type")
     if state_type not in (None, "Map"):
         found.errors.append(top.error("Type", f"must be Map, got {shown(state_type)}"))
+    language = found.attempt(lambda: top.enum("QueryLanguage", QUERY_LANGUAGES, JSONPATH), JSONPATH)
     reader = found.attempt(lambda: _item_reader(top, base_dir))
     processor = found.attempt(lambda: _processor(top))
-    selector = found.attempt(lambda: _item_selector(top))
-    batcher = found.attempt(lambda: _item_batcher(top))
+    selector = found.attempt(lambda: _item_selector(top, language))
+    batcher = found.attempt(lambda: _item_batcher(top, language))
     max_conc = found.attempt(lambda: top.integer("MaxConcurrency", 0, minimum=0, maximum=1_000_000))
     pct = found.attempt(lambda: top.number("ToleratedFailurePercentage", None, minimum=0.0, maximum=100.0))
     count = found.attempt(lambda: top.integer("ToleratedFailureCount", None, minimum=0))
@@ -236,18 +244,19 @@ def parse_job(
         label=label,
         input=job_input,
         source_file=source,
+        query_language=language,
     )
 
 
-def _item_selector(top: Fields) -> Any:
+def _item_selector(top: Fields, language: str) -> Any:
     selector = top.get("ItemSelector")
     if selector is None and top.has("Parameters"):
         selector = top.get("Parameters")  # legacy name of ItemSelector
     if selector is not None:
-        if not isinstance(selector, Mapping):
+        if not isinstance(selector, Mapping) and not (language == JSONATA and is_expression(selector)):
             raise top.error("ItemSelector", f"must be an object, got {type_name(selector)}")
         try:
-            compile_payload(selector, where="ItemSelector")
+            compile_selector(selector, language, where="ItemSelector")
         except PathSyntaxError as exc:
             raise top.error("ItemSelector", str(exc)) from None
     return selector
@@ -391,7 +400,7 @@ def _item_reader(top: Fields, base_dir: str | None) -> ItemReaderConfig:
     )
 
 
-def _item_batcher(top: Fields) -> ItemBatcherConfig | None:
+def _item_batcher(top: Fields, language: str) -> ItemBatcherConfig | None:
     raw = top.get("ItemBatcher")
     if raw is None:
         return None
@@ -402,8 +411,14 @@ def _item_batcher(top: Fields) -> ItemBatcherConfig | None:
     f.finish()
     if not n and not b:
         raise top.error("ItemBatcher", "needs MaxItemsPerBatch and/or MaxInputBytesPerBatch greater than 0")
-    if batch_input is not None and not isinstance(batch_input, Mapping):
+    jsonata_expression = language == JSONATA and is_expression(batch_input)
+    if batch_input is not None and not isinstance(batch_input, Mapping) and not jsonata_expression:
         raise f.error("BatchInput", f"must be an object, got {type_name(batch_input)}")
+    if batch_input is not None and language == JSONATA:
+        try:
+            compile_batch_input(batch_input, language)
+        except PathSyntaxError as exc:
+            raise f.error("BatchInput", str(exc)) from None
     return ItemBatcherConfig(
         max_items_per_batch=n or 0, max_input_bytes_per_batch=b or 0, batch_input=batch_input
     )
@@ -485,6 +500,9 @@ def parse_catchers(f: Fields, *, allow_next: bool) -> tuple[CatcherConfig, ...]:
                 raise cf.error("ResultPath", str(exc)) from None
         nxt = cf.string("Next") if allow_next else None
         cf.get("Comment")
+        if allow_next:  # a state's catcher may also hold Output (JSONata) and Assign, compiled by the state
+            cf.get("Output")
+            cf.get("Assign")
         cf.finish()
         catchers.append(CatcherConfig(error_equals=ee, result_path=result_path, next=nxt))
     return tuple(catchers)

@@ -784,6 +784,47 @@ class _Unparsable(Query):
         return self.evaluate
 
 
+class _VariableQuery(Query):
+    """``$name...``: a path on the workflow variable ``name`` (``Assign``), read from the context
+    object's ``variables`` (see :mod:`distmap.dataflow.variables`)."""
+
+    __slots__ = ("variable",)
+
+    def __init__(self, path: str, variable: str, steps: tuple[_Step, ...], field: str | None) -> None:
+        super().__init__(path, steps, False, field)
+        self.variable = variable
+
+    def _root(self, context: Any) -> Any:
+        scope = getattr(context, "variables", None)
+        if scope is None or self.variable not in scope:
+            field = f" specified for the field '{self.field}'" if self.field else ""
+            raise Runtime(cause=f"The variable '${self.variable}'{field} is not defined (no state assigned it)")
+        return scope[self.variable]
+
+    def evaluate(self, value: Any, context: Any = None) -> Any:
+        return super().evaluate(self._root(context), context)
+
+    def find(self, value: Any, context: Any = None) -> tuple[bool, Any]:
+        try:
+            root = self._root(context)
+        except Runtime:
+            return False, None
+        return super().find(root, context)
+
+    def getter(self) -> Callable[[Any, Any], Any]:
+        return self.evaluate
+
+    def not_found(self, root: Any) -> Runtime:
+        field = f" specified for the field '{self.field}'" if self.field else ""
+        return Runtime(
+            cause=f"The JSONPath '{self.path}'{field} could not be found in the variable "
+            f"'${self.variable}' '{render_json(root)}'"
+        )
+
+
+_VARIABLE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
 def compile_query(path: str, *, field: str | None = None) -> Query:
     """Compile a JSONPath (``$...`` or ``$$...``); compiled queries are cached by path.
 
@@ -800,7 +841,11 @@ def _compile_query(path: str, field: str | None) -> Query:
     if not path.startswith("$"):
         raise PathSyntaxError(f"invalid JSONPath {path!r}: a path must start with '$'")
     is_context = path.startswith("$$")
+    variable = None if is_context else _VARIABLE.match(path)
     parser = _Parser(path)
+    if variable is not None:
+        parser.i = variable.end()
+        return _VariableQuery(path, variable.group(1), tuple(parser.steps()), field)
     parser.i = 2 if is_context else 1
     try:
         steps = tuple(parser.steps())
@@ -813,9 +858,10 @@ def is_reference_path(path: Any) -> bool:
     """Whether ``path`` is a valid reference path: ``$`` / ``$$`` followed only by
     ``.name``, ``['name']`` and ``[N]`` steps (one node, never a list of matches)."""
     try:
-        return compile_query(path).is_definite
+        query = compile_query(path)
     except PathSyntaxError:
         return False
+    return query.is_definite and not isinstance(query, _VariableQuery)
 
 
 # --------------------------------------------------------------------------- ResultPath

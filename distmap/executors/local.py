@@ -169,6 +169,9 @@ class LocalExecutor:
     """Runs chunks in worker processes on this machine."""
 
     name = "local"
+    extra_workers = True
+    """It may start more worker processes than cores for latency-bound work at thousands of lanes
+    (``coordinator.THREAD_LANES_PER_PROCESS``)."""
 
     def __init__(
         self, *, workers: int | None = None, per_worker_window: int = 2, start_method: str | None = None

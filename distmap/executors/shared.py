@@ -78,6 +78,7 @@ class BudgetedExecutor:
         self.budget = budget
         self.name = inner.name
         self.granted = 0
+        self.extra_workers = False  # it runs exactly the workers the budget granted
 
     def connect(self, job: MapJob) -> int:
         total = self.inner.connect(job)
