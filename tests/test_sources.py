@@ -596,3 +596,34 @@ def test_http_source_is_read_through_smart_open(tmp_path):
         assert "missing.jsonl" in exc.value.cause
     finally:
         server.shutdown()
+
+
+@pytest.mark.s3
+def test_execute_list_objects_v2_with_jsonata_arguments(s3, s3_bucket):
+    """In a JSONata state the ItemReader takes Arguments: {% %} expressions name the bucket and
+    prefix, and LOAD_AND_FLATTEN reads the listed objects."""
+    for i in range(2):
+        s3.put_object(Bucket=s3_bucket, Key=f"j/{i}.jsonl", Body=jsonl([{"id": i}]))
+    reader = {
+        "Resource": LIST,
+        "Arguments": {"Bucket": "{% $states.input.bucket %}", "Prefix": "{% 'j' & '/' %}"},
+        "ReaderConfig": {"InputType": "JSONL", "Transformation": "LOAD_AND_FLATTEN"},
+    }
+    from test_asl_execute import RESOURCES, machine, output, task
+
+    import distmap
+
+    state = {
+        "Type": "Map",
+        "QueryLanguage": "JSONata",
+        "ItemReader": reader,
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            **machine({"T": task("echo", End=True)}),
+        },
+        "End": True,
+    }
+    out = output(
+        distmap.execute(machine({"M": state}), {"bucket": s3_bucket}, resources=RESOURCES, state_machine_name="sm")
+    )
+    assert [o["id"] for o in out] == [0, 1]
