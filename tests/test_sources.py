@@ -627,3 +627,19 @@ def test_execute_list_objects_v2_with_jsonata_arguments(s3, s3_bucket):
         distmap.execute(machine({"M": state}), {"bucket": s3_bucket}, resources=RESOURCES, state_machine_name="sm")
     )
     assert [o["id"] for o in out] == [0, 1]
+
+
+@pytest.mark.s3
+def test_parameters_key_is_literal_while_source_may_be_a_glob(s3, s3_bucket, tmp_path):
+    """Parameters {Bucket, Key} names one object even when its key holds glob characters (as on
+    AWS); the same text as a Source is a glob."""
+    s3.put_object(Bucket=s3_bucket, Key="odd/[a].jsonl", Body=jsonl([{"id": "literal"}]))
+    s3.put_object(Bucket=s3_bucket, Key="odd/a.jsonl", Body=jsonl([{"id": "globbed"}]))
+    reader = {
+        "Resource": "arn:aws:states:::s3:getObject",
+        "Parameters": {"Bucket": s3_bucket, "Key": "odd/[a].jsonl"},
+        "ReaderConfig": {"InputType": "JSONL"},
+    }
+    assert inputs(run(tmp_path, reader)) == [{"id": "literal"}]
+    source = {"Source": f"s3://{s3_bucket}/odd/[a].jsonl", "ReaderConfig": {"InputType": "JSONL"}}
+    assert inputs(run(tmp_path / "g", source)) == [{"id": "globbed"}]

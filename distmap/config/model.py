@@ -38,6 +38,9 @@ class ItemReaderConfig:
     """``s3:getObject``'s VersionId."""
     transformation: Literal["NONE", "LOAD_AND_FLATTEN"] = "NONE"
     manifest_type: Literal["S3_INVENTORY", "ATHENA_DATA"] | None = None
+    expand: bool = True
+    """A ``Source`` naming a directory, a prefix ending in ``/`` or a glob is read as several files;
+    ``Parameters: {Bucket, Key}`` names one object, literally, as on AWS."""
     list_params: tuple[tuple[str, str], ...] = ()
     """Further ListObjectsV2 parameters (StartAfter, Delimiter, RequestPayer, ExpectedBucketOwner)."""
 

@@ -295,6 +295,7 @@ def _item_reader(top: Fields, base_dir: str | None) -> ItemReaderConfig:
         raise f.error("Resource", f"must be {S3_GET_OBJECT} or {S3_LIST_OBJECTS}, got {shown(resource)}")
     listing = resource == S3_LIST_OBJECTS
     list_params: list[tuple[str, str]] = []
+    expand = source is not None
     if source is None:
         if params is None:
             raise f.missing(
@@ -396,6 +397,7 @@ def _item_reader(top: Fields, base_dir: str | None) -> ItemReaderConfig:
         version_id=version_id,
         transformation=transformation,  # type: ignore[arg-type]
         manifest_type=manifest_type,  # type: ignore[arg-type]
+        expand=expand,
         list_params=tuple(list_params),
     )
 

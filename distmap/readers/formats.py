@@ -109,7 +109,7 @@ def open_reader(cfg: Any) -> BlockReader:
 
         return manifests.open_manifest(cfg)
     source = sources.ObjectUri(cfg.source, cfg.version_id)
-    if sources.has_glob(source) or sources.is_directory(source):
+    if cfg.expand and (sources.has_glob(source) or sources.is_directory(source)):
         return MultiReader(sources.expand(source, cfg.list_params), lambda uri: fmt.open_file(uri, cfg))
     return fmt.open_file(source, cfg)
 
@@ -121,6 +121,6 @@ def total_bytes(cfg: Any) -> int | None:
 
     if cfg.resource == "listObjectsV2" or cfg.manifest_type is not None:
         return None
-    if sources.has_glob(cfg.source) or sources.is_directory(cfg.source):
+    if cfg.expand and (sources.has_glob(cfg.source) or sources.is_directory(cfg.source)):
         return None
     return size_of(cfg.source)
