@@ -25,11 +25,12 @@ from distmap.logs import get_logger
 from distmap.memory import tune_allocator
 from distmap.processor import BatchProcessor, runs_async
 from distmap.readers.base import BlockReader, DecodeSpec, open_reader, split_block
+from distmap.readers.formats import decode_format, total_bytes
 from distmap.records import RecordIdentity, child_identity, iso_now, region_account
 from distmap.results.writer import ResultWriter
 from distmap.run_state import ItemCounts, MapRunResult
 from distmap.stops import StopNow, StopRequests
-from distmap.storage import redact, size_of
+from distmap.storage import redact
 from distmap.tolerance import describe_threshold, exceeds_threshold
 
 log = get_logger()
@@ -229,7 +230,7 @@ class Coordinator:
         }
         return RunSpec(
             job=job,
-            decode=DecodeSpec(rc.input_type, rc.source, tuple(reader.header), rc.csv_delimiter),
+            decode=DecodeSpec(decode_format(rc), rc.source, tuple(reader.header), rc.csv_delimiter),
             identity=self.identity,
             lanes=lanes,
             record_sep=writer.record_sep if writer else b"\n",
@@ -295,7 +296,7 @@ class Coordinator:
             self.log.warning(
                 "map_run.no_result_writer", hint="item outputs are not kept; add ResultWriter.Destination"
             )
-        self._total_bytes = size_of(job.item_reader.source)
+        self._total_bytes = total_bytes(job.item_reader)
         counter = None
         if job.tolerated_failure_percentage not in (None, 100.0):
             counter = _Counter(job)

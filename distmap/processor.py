@@ -43,6 +43,8 @@ from distmap.batch.thread_lanes import ThreadLanes
 from distmap.contract import Chunk, ChunkResult, ReadError, RunSpec
 from distmap.dataflow.values import NOT_JSON, NotJson, check_finite
 from distmap.imports import load_function
+from distmap.readers.base import block_spec
+from distmap.readers.formats import fast_lines, json_lines
 
 __all__ = [
     "BatchProcessor",
@@ -167,7 +169,7 @@ class BatchProcessor:
     # ------------------------------------------------------------------ the JSONL fast path
     def _fast_path_ok(self) -> bool:
         return (
-            self.spec.decode.input_type == "JSONL"
+            fast_lines(self.spec.decode)
             and self.selection.selector is None
             and self.selection.batcher is None
             and not self.concurrent
@@ -182,8 +184,8 @@ class BatchProcessor:
         retry/catch machinery (retries wait on a timer heap, not in line). A malformed line ends
         the chunk there, as in the general path: the items before it are run and recorded.
         """
-        payload = chunk.block.payload
-        assert isinstance(payload, bytes)
+        payload = json_lines(self.spec.decode, chunk.block)
+        source = block_spec(self.spec.decode, chunk.block).source
         loads, dumps, now = orjson.loads, _dumps, time.time
         fn = self.fn
         if self.encoder.transformation == "COMPACT":
@@ -208,9 +210,7 @@ class BatchProcessor:
             try:
                 value = loads(line)
             except orjson.JSONDecodeError as exc:
-                res.reader_error = bad_line_cause(
-                    self.spec.decode.source, chunk, index - chunk.first_index, exc
-                )
+                res.reader_error = bad_line_cause(source, chunk, index - chunk.first_index, exc)
                 res.unread = chunk.block.count - (index - chunk.first_index)
                 break
             start = now()
@@ -246,7 +246,7 @@ class BatchProcessor:
             ok.append(succeeded(index, line.strip(), out_json, start, stop))
             index += 1
         if res.reader_error is None and index - chunk.first_index != chunk.block.count:
-            mismatch = count_mismatch(self.spec.decode.source, chunk, index - chunk.first_index)
+            mismatch = count_mismatch(source, chunk, index - chunk.first_index)
             res.reader_error, res.unread = mismatch.cause, mismatch.unread
         inline.run_due(waiting, block=True)
         for ex in deferred:

@@ -15,6 +15,8 @@ Examples: ``DISTMAP_PROPERTY_EXAMPLES`` (CI default 60).
 
 from __future__ import annotations
 
+import gzip
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -34,22 +36,68 @@ PROPS = settings(
 )
 
 BAD = {"JSONL": '{"i": oops}', "CSV": '"broken"x,1'}
+#: the input's shape: one file, several files of a directory (CSV ones gzip-compressed), one Parquet
+#: file in row groups, or a directory listing (s3:listObjectsV2 items, one per file)
+SHAPES = ["JSONL", "CSV", "JSONL_DIR", "CSV_DIR_GZ", "PARQUET", "LISTING"]
 
 
 @st.composite
-def inputs(draw) -> tuple[str, list[tuple[str, int | None, bool]]]:
-    """An input type and its lines: (kind, item number, fails) with kind item | blank | bad."""
-    input_type = draw(st.sampled_from(["JSONL", "CSV"]))
+def inputs(draw) -> tuple[str, list[tuple[str, int | None, bool]], list[int]]:
+    """A shape, its lines: (kind, item number, fails) with kind item | blank | bad, and where the
+    lines are cut into files (directory shapes) or row groups (Parquet)."""
+    shape = draw(st.sampled_from(SHAPES))
     lines: list[tuple[str, int | None, bool]] = []
     n = 0
+    structured = shape in ("PARQUET", "LISTING")  # no blank or malformed rows there
     for _ in range(draw(st.integers(0, 120))):
-        kind = draw(st.sampled_from(["item"] * 20 + ["blank", "bad"]))
+        kind = "item" if structured else draw(st.sampled_from(["item"] * 20 + ["blank", "bad"]))
         if kind == "item":
-            lines.append(("item", n, draw(st.integers(0, 9)) == 0))
+            lines.append(("item", n, shape != "LISTING" and draw(st.integers(0, 9)) == 0))
             n += 1
         else:
             lines.append((kind, None, False))
-    return input_type, lines
+    cuts = sorted(draw(st.lists(st.integers(0, len(lines)), max_size=4)))
+    return shape, lines, cuts
+
+
+def _pieces(lines: list[Any], cuts: list[int]) -> list[list[Any]]:
+    bounds = [0, *cuts, len(lines)]
+    return [lines[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+def write_shape(
+    tmp: Path, shape: str, lines: list[tuple[str, int | None, bool]], cuts: list[int]
+) -> dict[str, Any]:
+    """Write the input; returns the job's ItemReader (without MaxItems)."""
+    if shape in ("JSONL", "CSV"):
+        src = tmp / ("in.csv" if shape == "CSV" else "in.jsonl")
+        write_input(src, shape, lines)
+        return {"Source": str(src), "ReaderConfig": {"InputType": shape}}
+    if shape == "PARQUET":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.table({"i": [i for _, i, _ in lines], "fail": [f for _, _, f in lines]})
+        pq.write_table(table, tmp / "in.parquet", row_group_size=max(1, (cuts or [7])[0] or 1))
+        return {"Source": str(tmp / "in.parquet"), "ReaderConfig": {"InputType": "PARQUET"}}
+    directory = tmp / "in"
+    directory.mkdir()
+    if shape == "LISTING":
+        for _, i, _ in lines:
+            (directory / f"{i:05d}").write_bytes(b"")
+        return {"Resource": "arn:aws:states:::s3:listObjectsV2", "Source": str(directory)}
+    input_type = "CSV" if shape == "CSV_DIR_GZ" else "JSONL"
+    for j, piece in enumerate(_pieces(lines, cuts)):
+        path = directory / f"{j:02d}.{input_type.lower()}"
+        write_input(path, input_type, piece)
+        if shape == "CSV_DIR_GZ":
+            path.with_name(path.name + ".gz").write_bytes(gzip.compress(path.read_bytes()))
+            path.unlink()
+    return {"Source": str(directory), "ReaderConfig": {"InputType": input_type}}
+
+
+def item_number(value: dict[str, Any]) -> int:
+    return int(value["i"]) if "i" in value else int(value["Key"])
 
 
 def write_input(path: Path, input_type: str, lines: list[tuple[str, int | None, bool]]) -> None:
@@ -90,12 +138,12 @@ def read_files(manifest_path: str) -> dict[str, list[dict[str, Any]]]:
 )  # fmt: skip
 def test_every_item_accounted_exactly_once(tmp_path_factory, doc, max_items, tolerance, chunk_items, window,
                                            concurrency):  # fmt: skip
-    input_type, lines = doc
+    shape, lines, cuts = doc
     tmp = tmp_path_factory.mktemp("run")
-    src = tmp / ("in.csv" if input_type == "CSV" else "in.jsonl")
-    write_input(src, input_type, lines)
+    reader = write_shape(tmp, shape, lines, cuts)
+    reader.setdefault("ReaderConfig", {})["MaxItems"] = max_items
     spec: dict[str, Any] = {
-        "ItemReader": {"Source": str(src), "ReaderConfig": {"InputType": input_type, "MaxItems": max_items}},
+        "ItemReader": reader,
         "ItemProcessor": {"Function": "itemfns:fail_flagged"},
         "ResultWriter": {"Destination": str(tmp / "out")},
         "MaxConcurrency": concurrency,
@@ -114,7 +162,7 @@ def test_every_item_accounted_exactly_once(tmp_path_factory, doc, max_items, tol
     assert len(files["FAILED"]) == c.failed + c.timed_out
     assert len(files["PENDING"]) == c.pending
     assert c.results_written == c.succeeded + c.failed + c.timed_out
-    seen = [int(json.loads(r["Input"])["i"]) for recs in files.values() for r in recs]
+    seen = [item_number(json.loads(r["Input"])) for recs in files.values() for r in recs]
     assert len(seen) == len(set(seen)) == c.total, "no item twice"
 
     records = [(kind, i) for kind, i, _ in lines if kind != "blank"]  # what the splitter counts
@@ -134,3 +182,5 @@ def test_every_item_accounted_exactly_once(tmp_path_factory, doc, max_items, tol
         assert res.error in ("States.ItemReaderFailed", "States.ExceedToleratedFailureThreshold")
     if res.error == "States.ItemReaderFailed":
         assert "line " in (res.cause or "")
+        if shape.endswith(("_DIR", "_DIR_GZ")):
+            assert f"{tmp / 'in'}/" in (res.cause or ""), "the cause names the file of the directory"

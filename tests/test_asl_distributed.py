@@ -238,9 +238,9 @@ def test_child_workflow_with_retry_choice_and_several_states():
     ("fields", "field", "reason"),
     [
         (
-            {"ItemReader": {"Resource": "arn:aws:states:::s3:listObjectsV2", "Parameters": {"Bucket": "b"}}},
+            {"ItemReader": {"Resource": "arn:aws:states:::s3:listObjectVersions", "Parameters": {"Bucket": "b"}}},
             "States.M.ItemReader.Resource",
-            "not supported",
+            "unsupported ItemReader resource",
         ),
         (
             {"ToleratedFailureCount": 1, "ToleratedFailureCountPath": "$.x"},

@@ -128,7 +128,7 @@ def test_retrier_defaults_match_asl():
             "JSON, JSONL",
         ),
         ("Label", "../x", "Label", "without /"),
-        ("ItemReader.Resource", "arn:aws:states:::s3:listObjectsV2", "ItemReader.Resource", "s3:getObject"),
+        ("ItemReader.Resource", "arn:aws:states:::s3:headObject", "ItemReader.Resource", "s3:listObjectsV2"),
     ],
 )
 def test_invalid_field_is_named_with_reason(path, value, field, reason):

@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import math
+import tempfile
 from pathlib import Path
 from unittest import mock
 
@@ -298,3 +299,171 @@ def test_json_array_reader_agrees_with_json(tmp_path: Path, doc, sizes):
         assert [v for _, v in got] == json.loads(data)
     else:
         assert error is not None
+
+
+# ---------------------------------------------------------------- several files, compressed, Parquet
+
+_COMPRESS = {
+    "": lambda b: b,
+    ".gz": lambda b: __import__("gzip").compress(b),
+    ".bz2": lambda b: __import__("bz2").compress(b),
+    ".zst": lambda b: __import__("zstandard").ZstdCompressor().compress(b),
+}
+
+
+def read_with_sources(cfg: ItemReaderConfig, block_items: int, block_bytes: int, read_size: int):
+    """(file, line, item) for every item read through small blocks (and split in two), and the
+    failure's cause if the run would fail."""
+    items: list[tuple[str, int, object]] = []
+    with mock.patch.object(base, "READ_SIZE", read_size):
+        try:
+            reader = open_reader(cfg)
+        except ItemReaderFailed as exc:
+            return items, exc.cause
+        spec = DecodeSpec(cfg.input_type, cfg.source, tuple(reader.header), cfg.csv_delimiter)
+        try:
+            while (block := reader.read_block(block_items, block_bytes)) is not None:
+                assert 0 < block.count <= block_items
+                decoded = []
+                try:
+                    for line, value, _raw in decode_block(spec, block):
+                        decoded.append((block.source, line, value))
+                except ItemReaderFailed as exc:
+                    return items + decoded, exc.cause
+                assert len(decoded) == block.count
+                if block.count > 1:
+                    head, tail = split_block(spec, block, block.count // 2)
+                    halves = [(p.source, ln, v) for p in (head, tail) for ln, v, _ in decode_block(spec, p)]
+                    assert halves == decoded, "a split block decodes to the same items, same file"
+                items.extend(decoded)
+        except ItemReaderFailed as exc:
+            return items, exc.cause
+        finally:
+            reader.close()
+    return items, None
+
+
+@PROPS
+@given(
+    docs=st.lists(jsonl_documents(), max_size=4),
+    compressions=st.lists(st.sampled_from(sorted(_COMPRESS)), min_size=4, max_size=4),
+    sizes=chunking,
+)
+def test_directory_of_compressed_jsonl_reads_like_its_files_one_after_another(
+    tmp_path: Path, docs, compressions, sizes
+):
+    """A directory of JSONL files (plain, .gz, .bz2, .zst) is the items of each file in key order,
+    each with its own file's name and line number; the first malformed line fails the read after
+    exactly the items before it (earlier files included)."""
+    root = Path(tempfile.mkdtemp(dir=tmp_path))  # one directory per example
+    want: list[tuple[str, int, object]] = []
+    want_error = False
+    for j, data in enumerate(docs):
+        path = root / f"{j:02d}.jsonl{compressions[j]}"
+        path.write_bytes(_COMPRESS[compressions[j]](data))
+        if not want_error:
+            ref, bad = reference_jsonl(data)
+            want.extend((str(path), line, v) for line, v in ref)
+            want_error = bad
+    cfg = ItemReaderConfig(source=str(root), input_type="JSONL")
+    got, error = read_with_sources(cfg, *sizes)
+    assert [(s, n) for s, n, _ in got] == [(s, n) for s, n, _ in want]
+    assert [v for _, _, v in got] == [v for _, _, v in want]
+    assert (error is not None) == want_error, error
+
+
+@PROPS
+@given(
+    rows=st.lists(
+        st.fixed_dictionaries(
+            {
+                "n": st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)),
+                "s": st.one_of(st.none(), st.text(max_size=20)),
+            }
+        ),
+        max_size=60,
+    ),
+    group=st.integers(1, 20),
+    sizes=chunking,
+)
+def test_parquet_reader_yields_every_row_once_in_order(tmp_path: Path, rows, group, sizes):
+    """Parquet: every row, in file order, numbered from 1, whatever the row groups and block sizes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {
+            "n": pa.array([r["n"] for r in rows], pa.int64()),
+            "s": pa.array([r["s"] for r in rows], pa.string()),
+        }
+    )
+    pq.write_table(table, tmp_path / "t.parquet", row_group_size=group)
+    got, error = read_ours(tmp_path / "t.parquet", "PARQUET", *sizes)
+    assert error is None
+    assert [v for _, v in got] == rows
+    assert [n for n, _ in got] == list(range(1, len(rows) + 1))
+
+
+@PROPS
+@given(names=st.lists(st.text("ab-/._0", min_size=1, max_size=6), max_size=12))
+def test_directory_listing_is_in_s3_key_order(tmp_path: Path, names):
+    """A local directory lists every file once, recursively, in S3's order of whole keys (UTF-8 bytes)."""
+    from distmap.readers.sources import list_objects
+
+    root = Path(tempfile.mkdtemp(dir=tmp_path))  # one directory per example
+    made: set[str] = set()
+    for name in names:
+        parts = [p for p in name.split("/") if p not in ("", ".", "..")]
+        if not parts:
+            continue
+        key = "/".join(parts)
+        path = root / key
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.exists():
+                continue
+            path.write_bytes(b"")
+        except (FileExistsError, NotADirectoryError, IsADirectoryError):
+            continue  # a file where a directory is wanted (or the reverse): not this key
+        made.add(key)
+    assert [o.key for o in list_objects(str(root))] == sorted(made, key=lambda k: k.encode())
+
+
+@PROPS
+@given(
+    rows=st.lists(
+        st.fixed_dictionaries(
+            {
+                "f": st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
+                "s": st.one_of(st.none(), st.text(max_size=12)),
+                "b": st.one_of(st.none(), st.booleans()),
+                "i": st.one_of(st.none(), st.integers(0, 2**64 - 1)),
+            }
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_parquet_json_lines_built_by_arrow_equal_orjson_of_each_row(rows):
+    """The column-wise JSON lines (floats, strings with quotes / backslashes / control characters,
+    booleans, unsigned ints, nulls) parse to exactly what orjson makes of each row: NaN and
+    infinities null, 1.0 a float."""
+    import orjson
+    import pyarrow as pa
+
+    from distmap.readers import parquet_reader as pr
+    from distmap.readers.base import RawBlock
+
+    table = pa.table(
+        {
+            "f": pa.array([r["f"] for r in rows], pa.float64()),
+            "s": pa.array([r["s"] for r in rows], pa.string()),
+            "b": pa.array([r["b"] for r in rows], pa.bool_()),
+            "i": pa.array([r["i"] for r in rows], pa.uint64()),
+        }
+    )
+    lines = pr.json_lines(RawBlock(pr.to_ipc(pa, table), len(rows), 1)).split(b"\n")
+    got = [orjson.loads(line) for line in lines]
+    want = [orjson.loads(orjson.dumps(r)) for r in table.to_pylist()]
+    assert got == want
+    assert [type(g["f"]) for g in got] == [type(w["f"]) for w in want]

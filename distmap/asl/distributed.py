@@ -48,7 +48,7 @@ from distmap.executors.worker_context import current_worker
 if TYPE_CHECKING:
     from distmap.asl.machine import MapState, Run
 
-READER_RESOURCES = ("arn:aws:states:::s3:getObject",)
+READER_RESOURCES = ("arn:aws:states:::s3:getObject", "arn:aws:states:::s3:listObjectsV2")
 WRITER_RESOURCES = ("arn:aws:states:::s3:putObject",)
 
 
@@ -165,20 +165,19 @@ def check_distributed_fields(state: MapState, f: Fields) -> None:
         rf = Fields(reader, f.sub("ItemReader"), f.source)
         resource = rf.get("Resource")
         if resource not in READER_RESOURCES:
-            hint = (
-                "s3:listObjectsV2 (S3 listings), manifests and Parquet are not supported yet"
-                if isinstance(resource, str) and "listObjects" in resource
-                else f"supported: {', '.join(READER_RESOURCES)}"
-            )
-            raise rf.error("Resource", f"unsupported ItemReader resource {resource!r}; {hint}")
+            supported = ", ".join(READER_RESOURCES)
+            raise rf.error("Resource", f"unsupported ItemReader resource {resource!r}; supported: {supported}")
+        listing = resource == READER_RESOURCES[1]
         pkey = _params_key(state)
         params = rf.require(pkey)
         if not isinstance(params, Mapping):
-            raise rf.error(pkey, "must be an object with Bucket and Key")
+            raise rf.error(pkey, f"must be an object with Bucket and {'Prefix' if listing else 'Key'}")
         _template_check(state, params, rf.sub(pkey), f.source)
         config = rf.get("ReaderConfig", {})
-        if not isinstance(config, Mapping) or "InputType" not in config:
-            raise rf.error("ReaderConfig", "must be an object with InputType (CSV, JSON or JSONL)")
+        if not isinstance(config, Mapping) or ("InputType" not in config and not listing):
+            raise rf.error(
+                "ReaderConfig", "must be an object with InputType (CSV, JSON, JSONL, PARQUET or MANIFEST)"
+            )
         if "MaxItems" in config and "MaxItemsPath" in config:
             raise rf.error("ReaderConfig.MaxItems", "MaxItems and MaxItemsPath cannot both be set")
         rf.finish()
@@ -287,7 +286,7 @@ def _job_mapping(state: MapState, effective: Any, ctx: Any, *, static_check: boo
         job["ItemReader"] = {
             "Resource": reader["Resource"],
             "Parameters": reader[pkey] if static_check else _resolve(reader[pkey], effective, ctx, state, "Arguments"),
-            "ReaderConfig": config,
+            **({"ReaderConfig": config} if config or "ReaderConfig" in reader else {}),
         }
     if state.jsonata:
         job["QueryLanguage"] = "JSONata"

@@ -14,7 +14,7 @@ from distmap.batch.executions import Execution, Failed
 from distmap.contract import Chunk, ReadError, RunSpec
 from distmap.dataflow.selectors import compile_batch_input, compile_selector
 from distmap.errors import ItemReaderFailed, StatesError
-from distmap.readers.base import decode_block
+from distmap.readers.base import block_spec, decode_block
 
 _dumps = orjson.dumps
 
@@ -63,7 +63,7 @@ class ItemSelection:
         except ItemReaderFailed as exc:
             error = ReadError(exc.cause, chunk.block.count - len(out))
         if error is None and len(out) != chunk.block.count:  # the splitter and the parser disagree
-            error = count_mismatch(spec.decode.source, chunk, len(out))
+            error = count_mismatch(block_spec(spec.decode, chunk.block).source, chunk, len(out))
             del out[chunk.block.count :]
         if self.batcher is None:
             return out, error

@@ -10,7 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-InputType = Literal["CSV", "JSON", "JSONL"]
+InputType = Literal["CSV", "JSON", "JSONL", "PARQUET", "MANIFEST"]
+ReaderResource = Literal["getObject", "listObjectsV2"]
 OutputType = Literal["JSON", "JSONL"]
 Transformation = Literal["NONE", "COMPACT", "FLATTEN"]
 
@@ -20,13 +21,28 @@ class ItemReaderConfig:
     """Where items come from and how to split them."""
 
     source: str
-    """Local path or ``s3://bucket/key`` (relative paths are resolved against the job file)."""
+    """A local file, directory or glob, ``s3://bucket/key``, ``s3://bucket/prefix/``, an ``s3://``
+    glob, or a ``gs://`` / ``az://`` / ``https://`` URI (relative paths are resolved against the job
+    file). For ``listObjectsV2``: ``s3://bucket/prefix`` or a local directory."""
     input_type: InputType
     csv_header_location: Literal["FIRST_ROW", "GIVEN"] = "FIRST_ROW"
     csv_headers: tuple[str, ...] = ()
     csv_delimiter: str = ","
     max_items: int = 0
     """0 means no limit."""
+    resource: ReaderResource = "getObject"
+    """``getObject``: the items inside ``source`` (one object, or every file of a directory /
+    glob). ``listObjectsV2``: one item per object listed under ``source`` (a prefix or a
+    directory), or with ``transformation`` LOAD_AND_FLATTEN the items inside each of them."""
+    version_id: str | None = None
+    """``s3:getObject``'s VersionId."""
+    transformation: Literal["NONE", "LOAD_AND_FLATTEN"] = "NONE"
+    manifest_type: Literal["S3_INVENTORY", "ATHENA_DATA"] | None = None
+    expand: bool = True
+    """A ``Source`` naming a directory, a prefix ending in ``/`` or a glob is read as several files;
+    ``Parameters: {Bucket, Key}`` names one object, literally, as on AWS."""
+    list_params: tuple[tuple[str, str], ...] = ()
+    """Further ListObjectsV2 parameters (StartAfter, Delimiter, RequestPayer, ExpectedBucketOwner)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,11 @@ from distmap.names import name_problem
 
 S3_GET_OBJECT = "arn:aws:states:::s3:getObject"
 S3_PUT_OBJECT = "arn:aws:states:::s3:putObject"
+S3_LIST_OBJECTS = "arn:aws:states:::s3:listObjectsV2"
+INPUT_TYPES = ("CSV", "JSON", "JSONL", "PARQUET", "MANIFEST")
+#: ListObjectsV2 parameters passed through besides Bucket and Prefix
+LIST_PARAMETERS = ("StartAfter", "Delimiter", "RequestPayer", "ExpectedBucketOwner")
+OTHER_SCHEMES = ("gs", "az", "http", "https")
 CSV_DELIMITERS = {"COMMA": ",", "PIPE": "|", "SEMICOLON": ";", "SPACE": " ", "TAB": "\t"}
 _MAX_ASL_INT = 99_999_999
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-_]{1,254}$")
@@ -285,39 +290,86 @@ def _item_reader(top: Fields, base_dir: str | None) -> ItemReaderConfig:
     resource = f.string("Resource")
     params = f.get("Parameters")
     source = f.string("Source")
-    if resource is not None and resource != S3_GET_OBJECT:
-        raise f.error(
-            "Resource",
-            f"must be {S3_GET_OBJECT} (S3 listings and manifests are not supported yet), got {shown(resource)}",
-        )
+    version_id = f.string("VersionId")
+    if resource is not None and resource not in (S3_GET_OBJECT, S3_LIST_OBJECTS):
+        raise f.error("Resource", f"must be {S3_GET_OBJECT} or {S3_LIST_OBJECTS}, got {shown(resource)}")
+    listing = resource == S3_LIST_OBJECTS
+    list_params: list[tuple[str, str]] = []
+    expand = source is not None
     if source is None:
         if params is None:
             raise f.missing(
-                "Source", "is required (a local path or s3://bucket/key), or give Parameters: {Bucket, Key}"
+                "Source",
+                "is required (a local path, directory, glob or s3://bucket/key), or give Parameters: "
+                + ("{Bucket, Prefix}" if listing else "{Bucket, Key}"),
             )
         pf = Fields(params, "ItemReader.Parameters", top.source)
         bucket = pf.string("Bucket", required=True)
-        key = pf.string("Key", required=True)
+        if listing:
+            prefix = pf.string("Prefix") or ""
+            for name in LIST_PARAMETERS:
+                value = pf.string(name)
+                if value is not None:
+                    list_params.append((name, value))
+            source = f"s3://{bucket}/{prefix}"
+        else:
+            key = pf.string("Key", required=True)
+            version_id = pf.string("VersionId")
+            source = f"s3://{bucket}/{key}"
         pf.finish()
-        source = f"s3://{bucket}/{key}"
+        if not _BUCKET.match(bucket or ""):
+            raise pf.error("Bucket", f"is not a valid bucket name: {shown(bucket)}")
     elif params is not None:
         raise f.error("Parameters", "give either Source or Parameters, not both")
     if source.startswith("s3://"):
         bucket, _, key = source[5:].partition("/")
-        if not _BUCKET.match(bucket) or not key:
+        if not _BUCKET.match(bucket) or (not key and not listing):
             raise f.error(
                 "Source", "must be s3://<bucket>/<key> with a valid bucket name (no credentials in the URI)"
             )
-    rc = Fields(f.require("ReaderConfig"), "ItemReader.ReaderConfig", top.source)
-    input_type = rc.enum("InputType", ("CSV", "JSON", "JSONL"))
-    if input_type is None:
-        raise rc.missing("InputType", "is required (CSV, JSON or JSONL)")
+    elif "://" in source and source.split("://", 1)[0] not in OTHER_SCHEMES:
+        raise f.error(
+            "Source",
+            f"unsupported scheme in {shown(source)}: use a local path, s3://, gs://, az://, http:// or https://",
+        )
+    if listing and "://" in source and not source.startswith("s3://"):
+        raise f.error("Source", "s3:listObjectsV2 lists an s3://bucket/prefix or a local directory")
+    if version_id is not None and (listing or not source.startswith("s3://")):
+        raise f.error("VersionId", "only applies to s3:getObject of one s3:// object")
+    rc_raw = f.get("ReaderConfig")
+    if rc_raw is None and not listing:
+        rc_raw = f.require("ReaderConfig")
+    rc = Fields(rc_raw if rc_raw is not None else {}, "ItemReader.ReaderConfig", top.source)
+    input_type = rc.enum("InputType", INPUT_TYPES)
+    transformation = rc.enum("Transformation", ("NONE", "LOAD_AND_FLATTEN"), "NONE") or "NONE"
+    manifest_type = rc.enum("ManifestType", ("S3_INVENTORY", "ATHENA_DATA"), None)
     header_loc = rc.enum("CSVHeaderLocation", ("FIRST_ROW", "GIVEN"), None)
     headers = rc.get("CSVHeaders")
     delim_name = rc.enum("CSVDelimiter", tuple(CSV_DELIMITERS), "COMMA")
     max_items = rc.integer("MaxItems", 0, minimum=0, maximum=100_000_000)
     rc.finish()
     f.finish()
+    if transformation == "LOAD_AND_FLATTEN" and not listing:
+        raise rc.error("Transformation", f"LOAD_AND_FLATTEN only applies to Resource {S3_LIST_OBJECTS}")
+    if input_type is None:
+        if listing and transformation == "NONE":
+            input_type = "JSONL"  # the listing's own items; no data file is read
+        else:
+            raise rc.missing("InputType", f"is required ({', '.join(INPUT_TYPES)})")
+    elif listing and transformation == "NONE":
+        raise rc.error(
+            "InputType",
+            "s3:listObjectsV2 items are the objects themselves; to read their contents set "
+            "Transformation: LOAD_AND_FLATTEN",
+        )
+    if listing and input_type == "MANIFEST":
+        raise rc.error("InputType", "MANIFEST cannot be read with s3:listObjectsV2")
+    if manifest_type == "ATHENA_DATA" and input_type not in ("CSV", "JSONL", "PARQUET"):
+        raise rc.error("InputType", "with ManifestType ATHENA_DATA, InputType is the data files' format: CSV, JSONL or PARQUET")
+    if manifest_type == "S3_INVENTORY" and input_type != "MANIFEST":
+        raise rc.error("ManifestType", "S3_INVENTORY goes with InputType MANIFEST")
+    if input_type == "MANIFEST" and manifest_type is None:
+        manifest_type = "S3_INVENTORY"
     if input_type != "CSV":
         for key, val in (("CSVHeaderLocation", header_loc), ("CSVHeaders", headers)):
             if val is not None:
@@ -341,6 +393,12 @@ def _item_reader(top: Fields, base_dir: str | None) -> ItemReaderConfig:
         csv_headers=header_tuple,
         csv_delimiter=CSV_DELIMITERS[delim_name or "COMMA"],
         max_items=max_items or 0,
+        resource="listObjectsV2" if listing else "getObject",
+        version_id=version_id,
+        transformation=transformation,  # type: ignore[arg-type]
+        manifest_type=manifest_type,  # type: ignore[arg-type]
+        expand=expand,
+        list_params=tuple(list_params),
     )
 
 

@@ -41,8 +41,9 @@ def pack_chunk(chunk: Chunk, tag: int) -> tuple[Any, tuple[bytes, ...]]:
     dispatch: the worker's result carries it as its ``seq`` (results may come back out of order,
     and the halves of a bisected chunk share their ``seq``)."""
     block = chunk.block
+    origin = (block.source, block.header)  # several files: the block's file and CSV header
     if isinstance(block.payload, bytes):
-        return ("chunk", tag, chunk.first_index, block.count, block.first_line, None), (block.payload,)
+        return ("chunk", tag, chunk.first_index, block.count, block.first_line, None, origin), (block.payload,)
     return (
         "chunk",
         tag,
@@ -50,15 +51,17 @@ def pack_chunk(chunk: Chunk, tag: int) -> tuple[Any, tuple[bytes, ...]]:
         block.count,
         block.first_line,
         (block.payload, block.lines),
+        origin,
     ), ()
 
 
 def unpack_chunk(header: Any, blobs: list[bytearray]) -> Chunk:
-    _, seq, first_index, count, first_line, listed = header
+    _, seq, first_index, count, first_line, listed, (source, head) = header
     if listed is None:
-        return Chunk(seq, first_index, RawBlock(bytes(blobs[0]) if blobs else b"", count, first_line))
+        payload = bytes(blobs[0]) if blobs else b""
+        return Chunk(seq, first_index, RawBlock(payload, count, first_line, None, source, head))
     payload, lines = listed
-    return Chunk(seq, first_index, RawBlock(payload, count, first_line, lines))
+    return Chunk(seq, first_index, RawBlock(payload, count, first_line, lines, source, head))
 
 
 def pack_result(res: ChunkResult) -> tuple[Any, tuple[bytes, ...]]:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 from distmap.errors import ItemReaderFailed
-from distmap.storage import describe_os_error, open_read
+from distmap.storage import describe_os_error
 
 READ_SIZE = 1 << 20
 BOM = b"\xef\xbb\xbf"
@@ -32,6 +32,10 @@ class RawBlock:
     """1-based line number of the block's first byte in the source."""
     lines: list[int] | None = None
     """JSON only: the line each element starts on."""
+    source: str | None = None
+    """The file the block comes from when the input is several files (else ``DecodeSpec.source``)."""
+    header: tuple[str, ...] | None = None
+    """CSV of several files: this file's header (else ``DecodeSpec.header``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,14 +61,18 @@ class ByteSource:
     """A growing read buffer over a binary stream, with the source name for error messages."""
 
     def __init__(self, uri: str) -> None:
+        from distmap.readers.sources import open_object
+
         self.uri = uri
         try:
-            self.fh: IO[bytes] = open_read(uri)
+            self.fh, self._raw = open_object(uri)
+        except ItemReaderFailed:
+            raise
         except Exception as exc:
             raise ItemReaderFailed(cause=f"cannot open {uri}: {describe_os_error(exc)}") from None
         self.buf = b""
         self.eof = False
-        self.bytes_read = 0
+        self._decoded = 0
         self.read_size = READ_SIZE
         self._first = True
 
@@ -73,8 +81,13 @@ class ByteSource:
             data = self.fh.read(n)
         except Exception as exc:
             raise ItemReaderFailed(cause=f"cannot read {self.uri}: {describe_os_error(exc)}") from None
-        self.bytes_read += len(data)
+        self._decoded += len(data)
         return data
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes read from the object itself (compressed bytes for a compressed file)."""
+        return self._raw.count
 
     def _strip_bom(self, data: bytes) -> bytes:
         """Drop a UTF-8 byte order mark at the very start of the stream (Excel writes one)."""
@@ -118,58 +131,37 @@ class ByteSource:
             self.fh.close()
 
 
+def block_spec(spec: DecodeSpec, block: RawBlock) -> DecodeSpec:
+    """The spec for one block: the file and CSV header it carries, when it carries them."""
+    if block.source is None and block.header is None:
+        return spec
+    return DecodeSpec(
+        spec.input_type,
+        block.source or spec.source,
+        spec.header if block.header is None else block.header,
+        spec.delimiter,
+    )
+
+
 def open_reader(cfg: Any) -> BlockReader:
-    """Open the reader for an ``ItemReaderConfig``."""
-    if cfg.input_type == "JSONL":
-        from distmap.readers.jsonl_reader import JsonlReader
+    """Open the reader for an ``ItemReaderConfig`` (see ``formats``)."""
+    from distmap.readers.formats import open_reader as open_for
 
-        return JsonlReader(cfg.source)
-    if cfg.input_type == "CSV":
-        from distmap.readers.csv_reader import CsvReader
-
-        return CsvReader(cfg.source, cfg.csv_header_location, cfg.csv_headers, cfg.csv_delimiter)
-    if cfg.input_type == "JSON":
-        from distmap.readers.json_reader import JsonArrayReader
-
-        return JsonArrayReader(cfg.source)
-    raise ValueError(f"unknown InputType {cfg.input_type}")
+    return open_for(cfg)
 
 
 def decode_block(spec: DecodeSpec, block: RawBlock) -> Iterator[tuple[int, Any, bytes | None]]:
     """Yield ``(line, value, raw_json_or_None)`` for each item of a block (worker side)."""
-    if spec.input_type == "JSONL":
-        from distmap.readers.jsonl_reader import decode_jsonl
+    from distmap.readers.formats import format_of
 
-        return decode_jsonl(block.payload, block.first_line, spec.source)  # type: ignore[arg-type]
-    if spec.input_type == "CSV":
-        from distmap.readers.csv_reader import decode_csv
-
-        return decode_csv(block.payload, block.first_line, spec)  # type: ignore[arg-type]
-    from distmap.readers.json_reader import decode_json_elements
-
-    return decode_json_elements(block.payload, block.lines or [], spec.source)  # type: ignore[arg-type]
+    return format_of(spec.input_type).decode(block_spec(spec, block), block)
 
 
 def split_block(spec: DecodeSpec, block: RawBlock, n: int) -> tuple[RawBlock, RawBlock]:
     """Split a block after its first ``n`` items (used to bisect a block that kills workers)."""
-    if isinstance(block.payload, list):
-        lines = block.lines or [block.first_line] * len(block.payload)
-        return (
-            RawBlock(block.payload[:n], n, lines[0], lines[:n]),
-            RawBlock(
-                block.payload[n:], block.count - n, lines[n] if n < len(lines) else lines[-1], lines[n:]
-            ),
-        )
-    if spec.input_type == "CSV":
-        from distmap.readers.csv_grammar import line_breaks
-        from distmap.readers.csv_reader import nth_record_end
+    from distmap.readers.formats import format_of
 
-        cut = nth_record_end(block.payload, spec.delimiter, n)
-        lines = line_breaks(block.payload, 0, cut)
-    else:
-        from distmap.readers.jsonl_reader import jsonl_item_ends
-
-        cut = jsonl_item_ends(block.payload, n)[n - 1]
-        lines = block.payload.count(b"\n", 0, cut)
-    head, tail = block.payload[:cut], block.payload[cut:]
-    return RawBlock(head, n, block.first_line), RawBlock(tail, block.count - n, block.first_line + lines)
+    head, tail = format_of(spec.input_type).split(block_spec(spec, block), block, n)
+    head.source = tail.source = block.source
+    head.header = tail.header = block.header
+    return head, tail

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from typing import Any
 
 from distmap.errors import ItemReaderFailed
 from distmap.readers.base import ByteSource, DecodeSpec, RawBlock
@@ -171,3 +172,24 @@ def decode_csv(
     if bad is not None:
         line = first_line + line_breaks(payload, 0, bad.start)
         raise ItemReaderFailed(cause=f"{spec.source} line {line}: not valid UTF-8 ({bad.reason})")
+
+
+# ---------------------------------------------------------------- the format's entry points
+
+
+def open_file(uri: str, cfg: Any) -> CsvReader:
+    return CsvReader(uri, cfg.csv_header_location, cfg.csv_headers, cfg.csv_delimiter)
+
+
+def decode(spec: DecodeSpec, block: RawBlock) -> Iterator[tuple[int, dict[str, str], None]]:
+    return decode_csv(block.payload, block.first_line, spec)  # type: ignore[arg-type]
+
+
+def split(spec: DecodeSpec, block: RawBlock, n: int) -> tuple[RawBlock, RawBlock]:
+    payload = block.payload
+    assert isinstance(payload, bytes)
+    cut = nth_record_end(payload, spec.delimiter, n)
+    lines = line_breaks(payload, 0, cut)
+    return RawBlock(payload[:cut], n, block.first_line), RawBlock(
+        payload[cut:], block.count - n, block.first_line + lines
+    )

@@ -202,3 +202,24 @@ def decode_json_elements(
                 cause=f"{source} line {line}: invalid JSON in array element: {exc}"
             ) from None
         yield (lines[i] if i < len(lines) else 0), value, text
+
+
+# ---------------------------------------------------------------- the format's entry points
+
+
+def open_file(uri: str, cfg: Any) -> JsonArrayReader:
+    return JsonArrayReader(uri)
+
+
+def decode(spec: Any, block: RawBlock) -> Iterator[tuple[int, Any, bytes]]:
+    return decode_json_elements(block.payload, block.lines or [], spec.source)  # type: ignore[arg-type]
+
+
+def split(spec: Any, block: RawBlock, n: int) -> tuple[RawBlock, RawBlock]:
+    payload = block.payload
+    assert isinstance(payload, list)
+    lines = block.lines or [block.first_line] * len(payload)
+    return (
+        RawBlock(payload[:n], n, lines[0], lines[:n]),
+        RawBlock(payload[n:], block.count - n, lines[n] if n < len(lines) else lines[-1], lines[n:]),
+    )

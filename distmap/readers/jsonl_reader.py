@@ -119,3 +119,24 @@ def decode_jsonl(payload: bytes, first_line: int, source: str) -> Iterator[tuple
                 raise ItemReaderFailed(cause=f"{source} line {line_no}: invalid JSON: {exc}") from None
             yield line_no, value, line
         line_no += 1
+
+
+# ---------------------------------------------------------------- the format's entry points
+
+
+def open_file(uri: str, cfg: Any) -> JsonlReader:
+    return JsonlReader(uri)
+
+
+def decode(spec: Any, block: RawBlock) -> Iterator[tuple[int, Any, bytes]]:
+    return decode_jsonl(block.payload, block.first_line, spec.source)  # type: ignore[arg-type]
+
+
+def split(spec: Any, block: RawBlock, n: int) -> tuple[RawBlock, RawBlock]:
+    payload = block.payload
+    assert isinstance(payload, bytes)
+    cut = jsonl_item_ends(payload, n)[n - 1]
+    lines = payload.count(b"\n", 0, cut)
+    return RawBlock(payload[:cut], n, block.first_line), RawBlock(
+        payload[cut:], block.count - n, block.first_line + lines
+    )
