@@ -19,7 +19,7 @@ from typing import Any
 
 from distmap.batch.attempts import AlarmTimeout, Attempts
 from distmap.batch.executions import Execution, Succeeded
-from distmap.batch.thread_lanes import Work
+from distmap.batch.thread_lanes import claim
 
 
 class AsyncLanes:
@@ -53,12 +53,9 @@ class AsyncLanes:
 
     def run(self, executions: list[Execution]) -> None:
         """Run every execution without an outcome; return when all of them have one."""
-        todo = [ex for ex in executions if ex.outcome is None]
+        todo, work = claim(executions)
         if not todo:
             return
-        work = Work(len(todo))
-        for ex in todo:
-            ex.work = work
         self.loop.call_soon_threadsafe(self._enqueue, todo)
         work.done.wait()
 

@@ -84,6 +84,15 @@ class Work:
             self.done.set()
 
 
+def claim(executions: list[Execution]) -> tuple[list[Execution], Work]:
+    """The executions still to run, each tied to one new ``Work`` that is done when they are."""
+    todo = [ex for ex in executions if ex.outcome is None]
+    work = Work(len(todo))
+    for ex in todo:
+        ex.work = work
+    return todo, work
+
+
 @dataclass(slots=True, eq=False)
 class _Lane:
     ident: int = 0
@@ -121,12 +130,9 @@ class ThreadLanes:
     # ------------------------------------------------------------------ feeding
     def run(self, executions: list[Execution]) -> None:
         """Run every execution without an outcome; return when all of them have one."""
-        todo = [ex for ex in executions if ex.outcome is None]
+        todo, work = claim(executions)
         if not todo:
             return
-        work = Work(len(todo))
-        for ex in todo:
-            ex.work = work
         self._grow(len(todo))
         put = self.ready.put
         for ex in todo:
