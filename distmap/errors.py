@@ -172,9 +172,13 @@ def classify(exc: BaseException) -> tuple[str, str]:
     classification used by ``distmap run`` items, ``distmap execute`` tasks and activities."""
     if isinstance(exc, StatesError):
         return exc.error, exc.cause
-    if isinstance(exc, TimeoutError) and not str(exc):  # asyncio.TimeoutError is TimeoutError
+    try:
+        message = str(exc)
+    except Exception as inner:  # a broken __str__ must not take the lane (or the run) down with it
+        message = f"(the exception's message could not be read: {type(inner).__name__}: {inner!r})"
+    if isinstance(exc, TimeoutError) and not message:  # asyncio.TimeoutError is TimeoutError
         return type(exc).__name__, "timed out"
-    return type(exc).__name__, str(exc)
+    return type(exc).__name__, message
 
 
 def as_states_error(exc: BaseException) -> StatesError:

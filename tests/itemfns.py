@@ -193,3 +193,17 @@ def hang_or_sleep(item: dict[str, Any]) -> Any:
     """Hangs in C (sleeps ``hang_s``, default 600 s) for ``hang: true``, else sleeps ``ms``."""
     time.sleep(item.get("hang_s", 600) if item.get("hang") else item.get("ms", 10) / 1000)
     return {"id": item["id"]}
+
+
+class UnprintableError(Exception):
+    """An exception whose message cannot be read (its ``__str__`` raises)."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no message for you")
+
+
+def raise_unprintable(item: dict[str, Any]) -> Any:
+    """Raises ``UnprintableError`` for items with ``bad: true``."""
+    if item.get("bad"):
+        raise UnprintableError()
+    return item

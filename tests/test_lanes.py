@@ -189,6 +189,20 @@ def test_a_retry_waits_on_the_clock_not_in_a_lane():
     bp.close()
 
 
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("lanes", [1, 8])
+def test_an_exception_whose_message_cannot_be_read_fails_only_its_item(lanes):
+    """An item raising an exception whose ``__str__`` raises ends FAILED under the exception's
+    name; its lane goes on and the chunk completes (no lane dies, nothing hangs)."""
+    bp = make("itemfns:raise_unprintable", lanes=lanes)
+    res = bp.process(chunk([{"id": i, "bad": i % 5 == 0} for i in range(40)]))
+    assert res.items_failed == 8 and res.items_succeeded == 32
+    rec = records(res.failed)[0]
+    assert rec["Error"] == "UnprintableError"
+    assert "could not be read" in rec["Cause"]
+    bp.close()
+
+
 def test_plan_lanes_spreads_thousands_of_thread_lanes_over_more_processes():
     """MaxConcurrency is split over one worker per core; with a per-process cap (sync functions on
     the local backend) thousands of lanes take more processes instead of more threads in one."""
