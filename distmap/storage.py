@@ -27,17 +27,25 @@ _SECRET_PATTERNS = [
 ]
 
 
-#: Every pattern above needs one of these words (in any case), ``AKIA`` / ``ASIA`` or an ``@``:
-#: text with none of them is left alone after a few substring checks (FAILED records' causes
-#: pass through here, one per failed item).
-_TRIGGER_WORDS = ("secret", "password", "token", "x-amz-", "bearer", "basic")
-
-
 def redact(text: str) -> str:
     """Mask AWS key ids, secrets in ``key=value`` pairs, presigned-URL signatures, bearer / basic
-    authorization values and URL passwords."""
+    authorization values and URL passwords.
+
+    Every pattern needs ``@``, ``AKIA`` / ``ASIA`` or one of the words checked below (in any
+    case): text with none of them skips the regular expressions (FAILED records' causes pass
+    through here, one per failed item)."""
     low = text.lower()
-    if "@" in text or "AKIA" in text or "ASIA" in text or any(w in low for w in _TRIGGER_WORDS):
+    if (
+        "@" in text
+        or "AKIA" in text
+        or "ASIA" in text
+        or "secret" in low
+        or "password" in low
+        or "token" in low
+        or "x-amz-" in low
+        or "bearer" in low
+        or "basic" in low
+    ):  # spelled out, not a loop: this runs once per failed item
         for pattern, repl in _SECRET_PATTERNS:
             text = pattern.sub(repl, text)
     for secret in _secret_values():
@@ -59,7 +67,7 @@ def _secret_values() -> tuple[str, ...]:
     if raw_env is None:  # pragma: no cover - not POSIX
         vals = [os.environ.get(k, "") for k in _SECRET_KEYS]
         return tuple(v for v in vals if len(v) >= 8)
-    raw = tuple(raw_env.get(k) for k in _SECRET_RAW_KEYS)
+    raw = (raw_env.get(_SECRET_RAW_KEYS[0]), raw_env.get(_SECRET_RAW_KEYS[1]))
     if raw != _secret_cache[0]:
         vals = [os.environ.get(k, "") for k in _SECRET_KEYS]
         _secret_cache = (raw, tuple(v for v in vals if len(v) >= 8))

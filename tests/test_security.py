@@ -11,6 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from property_settings import EXAMPLES
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
@@ -398,3 +401,24 @@ def test_mask_causes_reaches_maps_nested_in_child_workflows(mask):
     (record,) = inner_out
     assert record["Status"] == "FAILED"
     assert (URL_PASSWORD in record["Cause"]) is (not mask)
+
+
+_FRAGMENTS = [
+    "AKIA", "ASIA", "ABCDEFGHIJKLMNOP", "secret", "SeCrEt", "password", "Token", "token", "X-Amz-",
+    "Signature", "Credential", "Bearer", "basic", "https://", "user", ":", "@", "=", " ", ";",
+    "abc123xyz", "item 7 failed", "\n", "&", "/",
+]  # fmt: skip
+
+
+@settings(max_examples=max(200, EXAMPLES), deadline=None)
+@given(st.lists(st.sampled_from(_FRAGMENTS), max_size=12))
+def test_redact_skips_its_patterns_only_when_none_could_match(parts):
+    """``redact`` skips its regular expressions on text without a trigger, so it must mask
+    exactly what running every pattern unconditionally masks, for any text."""
+    from distmap.storage import _SECRET_PATTERNS, redact
+
+    text = "".join(parts)
+    expected = text
+    for pattern, repl in _SECRET_PATTERNS:
+        expected = pattern.sub(repl, expected)
+    assert redact(text) == expected
