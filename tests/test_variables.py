@@ -9,19 +9,9 @@ from typing import Any
 
 import pytest
 from test_asl_execute import machine, output, run, task
+from test_jsonata import failed, jmachine
 
 from distmap import ConfigError
-
-JSONATA = {"QueryLanguage": "JSONata"}
-
-
-def jmachine(states: dict[str, Any], **top: Any) -> dict[str, Any]:
-    return machine(states, **JSONATA, **top)
-
-
-def failed(resp: dict[str, Any]) -> tuple[str, str]:
-    assert resp["status"] == "FAILED", resp
-    return resp["error"], resp["cause"]
 
 
 def test_jsonata_assign_is_visible_to_later_states():
