@@ -17,7 +17,7 @@ With lanes (``concurrent``), ``process`` is thread-safe: a worker calls it for s
 once and they share the lanes, so no chunk waits for another's slow item.
 
 An attempt stopped at TimeoutSeconds ends with ``Error: States.Timeout`` and the cause
-``timeout_cause`` gives; if no retrier or catcher takes it, the child execution is TIMED_OUT
+``batch.attempts.timeout_cause`` gives; if no retrier or catcher takes it, the child execution is TIMED_OUT
 (counted in ``timedOut``, recorded in the FAILED files with ``"Status": "TIMED_OUT"``). An item
 function that raises States.Timeout itself (a child workflow's Task that timed out) FAILED.
 """
@@ -34,8 +34,15 @@ from typing import Any
 import orjson
 
 from distmap.batch.async_lanes import AsyncLanes
-from distmap.batch.attempts import Attempts, timeout_cause
-from distmap.batch.encoding import ChunkEncoder, compact_record, not_json_cause, record_ends, set_records
+from distmap.batch.attempts import Attempts
+from distmap.batch.encoding import (
+    FAILED,
+    TIMED_OUT,
+    ChunkEncoder,
+    compact_record,
+    not_json_cause,
+    set_records,
+)
 from distmap.batch.executions import Execution, Failed
 from distmap.batch.inline_lane import InlineLane, RetryHeap
 from distmap.batch.selection import ItemSelection, bad_line_cause, count_mismatch
@@ -46,17 +53,7 @@ from distmap.imports import load_function
 from distmap.readers.base import block_spec
 from distmap.readers.formats import fast_lines, json_lines
 
-__all__ = [
-    "BatchProcessor",
-    "Chunk",
-    "ChunkResult",
-    "ReadError",
-    "RunSpec",
-    "record_ends",
-    "resolve_function",
-    "runs_async",
-    "timeout_cause",
-]
+__all__ = ["BatchProcessor", "is_coroutine_function", "resolve_function", "runs_async"]
 
 _dumps = orjson.dumps
 
@@ -95,7 +92,6 @@ class BatchProcessor:
         self.fn = resolve_function(job.processor.function)
         self.is_async = is_coroutine_function(self.fn)
         self.attempts = Attempts(job)
-        self.timeout = self.attempts.timeout
         self.selection = ItemSelection(spec)
         self.encoder = ChunkEncoder(spec)
         self.lanes = max(1, spec.lanes)
@@ -137,7 +133,7 @@ class BatchProcessor:
         if error is not None:
             res.reader_error, res.unread = error.cause, error.unread
         if self.concurrent or (
-            self.timeout is not None and threading.current_thread() is not threading.main_thread()
+            self.attempts.timeout is not None and threading.current_thread() is not threading.main_thread()
         ):
             self.engine().run(executions)
         else:
@@ -160,7 +156,7 @@ class BatchProcessor:
 
     def pending_records(self, chunk: Chunk) -> tuple[bytes, int, bytes, ReadError | None]:
         """Encode PENDING records for a chunk that will not run (early stop / abort): the joined
-        records, their number, their end offsets (see ``record_ends``) and the malformed data
+        records, their number, their end offsets (see ``batch.encoding.record_ends``) and the malformed data
         that cut the chunk short, if any."""
         executions, error = self.selection.executions(chunk)
         data, n, ends = self.encoder.pending(executions)
@@ -173,7 +169,7 @@ class BatchProcessor:
             and self.selection.selector is None
             and self.selection.batcher is None
             and not self.concurrent
-            and self.timeout is None
+            and self.attempts.timeout is None
             and self.encoder.transformation in ("NONE", "COMPACT")
         )
 
@@ -259,8 +255,8 @@ class BatchProcessor:
     def _collect(self, ex: Execution, ok: list[bytes], bad: list[bytes], counts: list[int]) -> None:
         """Encode one finished execution of the fast path into ``ok`` / ``bad``."""
         kind = self.encoder.encode_one(ex, ok, bad, time.time())
-        if kind == "failed":
+        if kind == FAILED:
             counts[0] += 1
-        elif kind == "timed_out":
+        elif kind == TIMED_OUT:
             counts[1] += 1
         counts[2] += ex.retries

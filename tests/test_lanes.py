@@ -23,9 +23,9 @@ from proc_watch import descendants
 
 import distmap
 from distmap.config import parse_job
-from distmap.contract import chunks_per_worker
+from distmap.contract import Chunk, RunSpec, chunks_per_worker
 from distmap.coordinator import THREAD_LANES_PER_PROCESS, map_run_identity, plan_lanes
-from distmap.processor import BatchProcessor, Chunk, RunSpec
+from distmap.processor import BatchProcessor
 from distmap.readers.base import DecodeSpec, RawBlock
 
 

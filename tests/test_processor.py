@@ -8,8 +8,9 @@ import time
 import pytest
 
 from distmap.config import parse_job
+from distmap.contract import Chunk, RunSpec
 from distmap.coordinator import map_run_identity
-from distmap.processor import BatchProcessor, Chunk, RunSpec
+from distmap.processor import BatchProcessor
 from distmap.readers.base import DecodeSpec, RawBlock
 
 

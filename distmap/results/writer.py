@@ -253,7 +253,7 @@ class ResultWriter:
     def write(self, status: str, data: bytes, records: int, bounds: bytes = b"") -> None:
         """Append ``records`` encoded records (joined by ``record_sep``) to the status' files.
 
-        ``bounds`` (``processor.record_ends``) lets a write be split over files so that no file
+        ``bounds`` (``batch.encoding.record_ends``) lets a write be split over files so that no file
         grows past MaxFileBytes; without it the records of one write stay together. A single
         record larger than MaxFileBytes gets a file of its own.
         """
