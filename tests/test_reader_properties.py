@@ -41,36 +41,42 @@ BOM = b"\xef\xbb\xbf"
 def read_ours(
     path: Path, input_type: str, block_items: int, block_bytes: int, read_size: int, **kw
 ) -> tuple[list[tuple[int, object]], str | None]:
-    """Every (line, item) read through small blocks, decoded like a worker, and the reader
-    failure's cause if the run would fail. Each block is also split in two (crash bisection)."""
+    """Every (line, item) of one file, as ``read_with_sources`` reads them."""
     cfg = ItemReaderConfig(source=str(path), input_type=input_type, **kw)
-    items: list[tuple[int, object]] = []
+    items, error = read_with_sources(cfg, block_items, block_bytes, read_size)
+    return [(line, value) for _source, line, value in items], error
+
+
+def read_with_sources(cfg: ItemReaderConfig, block_items: int, block_bytes: int, read_size: int):
+    """(file, line, item) for every item read through small blocks, decoded like a worker, and
+    the reader failure's cause if the run would fail. Each block is also split in two (crash
+    bisection) and must decode to the same items, from the same file."""
+    items: list[tuple[str, int, object]] = []
     with mock.patch.object(base, "READ_SIZE", read_size):
         try:
             reader = open_reader(cfg)
         except ItemReaderFailed as exc:
             return items, exc.cause
-    spec = DecodeSpec(input_type, str(path), tuple(reader.header), cfg.csv_delimiter)
-    try:
-        while (block := reader.read_block(block_items, block_bytes)) is not None:
-            assert 0 < block.count <= block_items
-            decoded = []
-            try:
-                for line, value, _raw in decode_block(spec, block):
-                    decoded.append((line, value))
-            except ItemReaderFailed as exc:
+        spec = DecodeSpec(cfg.input_type, cfg.source, tuple(reader.header), cfg.csv_delimiter)
+        try:
+            while (block := reader.read_block(block_items, block_bytes)) is not None:
+                assert 0 < block.count <= block_items
+                decoded = []
+                try:
+                    for line, value, _raw in decode_block(spec, block):
+                        decoded.append((block.source, line, value))
+                except ItemReaderFailed as exc:
+                    return items + decoded, exc.cause
+                assert len(decoded) == block.count, "the splitter's count and the worker's parse must agree"
+                if block.count > 1:
+                    head, tail = split_block(spec, block, block.count // 2)
+                    halves = [(p.source, ln, v) for p in (head, tail) for ln, v, _ in decode_block(spec, p)]
+                    assert halves == decoded, "a split block decodes to the same items, same file"
                 items.extend(decoded)
-                return items, exc.cause
-            assert len(decoded) == block.count, "the splitter's count and the worker's parse must agree"
-            if block.count > 1:
-                head, tail = split_block(spec, block, block.count // 2)
-                halves = [(line, v) for part in (head, tail) for line, v, _ in decode_block(spec, part)]
-                assert halves == decoded, "a split block decodes to the same items"
-            items.extend(decoded)
-    except ItemReaderFailed as exc:
-        return items, exc.cause
-    finally:
-        reader.close()
+        except ItemReaderFailed as exc:
+            return items, exc.cause
+        finally:
+            reader.close()
     return items, None
 
 
@@ -309,38 +315,6 @@ _COMPRESS = {
     ".bz2": lambda b: __import__("bz2").compress(b),
     ".zst": lambda b: __import__("zstandard").ZstdCompressor().compress(b),
 }
-
-
-def read_with_sources(cfg: ItemReaderConfig, block_items: int, block_bytes: int, read_size: int):
-    """(file, line, item) for every item read through small blocks (and split in two), and the
-    failure's cause if the run would fail."""
-    items: list[tuple[str, int, object]] = []
-    with mock.patch.object(base, "READ_SIZE", read_size):
-        try:
-            reader = open_reader(cfg)
-        except ItemReaderFailed as exc:
-            return items, exc.cause
-        spec = DecodeSpec(cfg.input_type, cfg.source, tuple(reader.header), cfg.csv_delimiter)
-        try:
-            while (block := reader.read_block(block_items, block_bytes)) is not None:
-                assert 0 < block.count <= block_items
-                decoded = []
-                try:
-                    for line, value, _raw in decode_block(spec, block):
-                        decoded.append((block.source, line, value))
-                except ItemReaderFailed as exc:
-                    return items + decoded, exc.cause
-                assert len(decoded) == block.count
-                if block.count > 1:
-                    head, tail = split_block(spec, block, block.count // 2)
-                    halves = [(p.source, ln, v) for p in (head, tail) for ln, v, _ in decode_block(spec, p)]
-                    assert halves == decoded, "a split block decodes to the same items, same file"
-                items.extend(decoded)
-        except ItemReaderFailed as exc:
-            return items, exc.cause
-        finally:
-            reader.close()
-    return items, None
 
 
 @PROPS
