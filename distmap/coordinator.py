@@ -49,7 +49,7 @@ TARGET_CHUNK_SECONDS = 0.1
 
 #: The most thread lanes a local worker process runs when it may start more processes than cores
 #: (``LocalExecutor.extra_workers``): CPython threads hand the GIL to each other worse the more
-#: of them wake at once (measured, 100,000 x 100 ms items at MaxConcurrency 10,000: 2 x 5,000
+#: of them wake at once (exploratory single runs, 100,000 x 100 ms items at MaxConcurrency 10,000: 2 x 5,000
 #: lanes 4.9 s, and at times 30-60 s; 5 x 2,000 lanes 3.2-3.3 s; 10 x 1,000 lanes 3.6-4.0 s).
 THREAD_LANES_PER_PROCESS = 2000
 

@@ -43,7 +43,7 @@ LANE_STACK_BYTES = int(os.environ.get("DISTMAP_LANE_STACK_KIB", "512")) * 1024
 
 #: With thousands of lanes, CPython's default switch interval (5 ms) is a trap: every thread
 #: waiting for the GIL wakes every 5 ms to demand it, so thousands of lanes waking from I/O at
-#: once spend their time handing the GIL to each other (measured, 100,000 x 100 ms items on
+#: once spend their time handing the GIL to each other (exploratory single runs, 100,000 x 100 ms items on
 #: 5 x 2,000 lanes: 21-28 s at 20 ms, 6-12 s at 60 ms, 3.2 s at 200 ms). Above
 #: ``SWITCH_FROM_LANES`` lanes, while they live, lanes raise it to ``SWITCH_SECONDS_PER_LANE`` x
 #: lanes, at most ``MAX_SWITCH_SECONDS``. The cost: a lane running Python without a break (CPU
