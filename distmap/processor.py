@@ -51,7 +51,7 @@ from distmap.contract import Chunk, ChunkResult, ReadError, RunSpec
 from distmap.dataflow.values import NOT_JSON, NotJson, check_finite
 from distmap.imports import load_function
 from distmap.readers.base import block_spec
-from distmap.readers.formats import fast_lines, json_lines
+from distmap.readers.formats import fast_block, fast_lines
 
 __all__ = ["BatchProcessor", "is_coroutine_function", "resolve_function", "runs_async"]
 
@@ -180,9 +180,9 @@ class BatchProcessor:
         retry/catch machinery (retries wait on a timer heap, not in line). A malformed line ends
         the chunk there, as in the general path: the items before it are run and recorded.
         """
-        payload = json_lines(self.spec.decode, chunk.block)
+        payload, loads = fast_block(self.spec.decode, chunk.block)  # loads: each line's value, in turn
         source = block_spec(self.spec.decode, chunk.block).source
-        loads, dumps, now = orjson.loads, _dumps, time.time
+        dumps, now = _dumps, time.time
         fn = self.fn
         if self.encoder.transformation == "COMPACT":
             succeeded = compact_record  # SUCCEEDED files hold just the outputs

@@ -7,7 +7,8 @@ A format is one module with three functions:
 * ``split(spec, block, n)``: cut a block after ``n`` items (crash bisection).
 
 A format whose blocks are JSON lines (``json_lines``) may also define ``json_lines(block)`` to
-turn a block into JSON lines, so workers run it on the JSONL fast path.
+turn a block into JSON lines, so workers run it on the JSONL fast path, and ``json_values(block)``
+to give the lines and their values at once (``fast_block``).
 
 Sources are not formats: ``open_reader`` chooses the object(s) to read (``sources``) and the
 shape of the items (``listing`` for ``s3:listObjectsV2`` without a transformation, ``manifests``
@@ -16,11 +17,14 @@ for S3 Inventory and Athena manifests), then reads each object with its format's
 
 from __future__ import annotations
 
+import functools
 import importlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
+
+import orjson
 
 from distmap.readers.base import BlockReader, RawBlock
 
@@ -76,6 +80,18 @@ def json_lines(spec: Any, block: RawBlock) -> bytes:
     module = format_of(spec.input_type).module
     convert = getattr(module, "json_lines", None)
     return convert(block) if convert is not None else block.payload  # type: ignore[return-value]
+
+
+def fast_block(spec: Any, block: RawBlock) -> tuple[bytes, Callable[[bytes], Any]]:
+    """A block of a ``json_lines`` format as JSON lines, with the function that gives each line's
+    value, called once per line in order. JSONL parses each line (``orjson.loads``). A format that
+    builds its lines valid and defines ``json_values(block)`` (Parquet) parses them all in one call,
+    and the function hands the values out in turn (``next(values, line)``)."""
+    convert = getattr(format_of(spec.input_type).module, "json_values", None)
+    if convert is None:
+        return json_lines(spec, block), orjson.loads
+    payload, values = convert(block)
+    return payload, functools.partial(next, iter(values))
 
 
 def decode_format(cfg: Any) -> str:

@@ -40,7 +40,8 @@ def _pyarrow(parquet: bool = False) -> Any:
         import pyarrow as pa
         import pyarrow.ipc
 
-        if parquet:
+        if parquet:  # the coordinator: with the kernels workers use, so forked workers have them
+            import pyarrow.compute
             import pyarrow.parquet
     except ImportError:
         raise ItemReaderFailed(
@@ -157,12 +158,40 @@ def json_lines(block: RawBlock) -> bytes:
     return b"\n".join(dumps(r, default=_default, option=_OPTIONS) for r in rows)
 
 
-_CONTROL = "[\\x00-\\x1f]"
+_CONTROL = bytes(range(0x20))
+_TO_ESCAPE = _CONTROL + b'"\\'
+
+
+def _has_any(data: bytes, chars: bytes) -> bool:
+    return len(data.translate(None, chars)) != len(data)
+
+
+_PLAIN_INTEGRAL = 1e10
+"""Arrow writes a whole float below this as digits only (``123.0`` -> ``123``), at and above it with
+an exponent (``1e+10``): the integral values below it get ``.0`` so they stay floats."""
+
+
+def _string_data(column: Any) -> bytes:
+    """The UTF-8 bytes of a string column's values (every chunk), to scan for characters to escape."""
+    import pyarrow.types as t
+
+    out = []
+    for chunk in column.chunks:
+        if len(chunk) == 0:
+            continue
+        _, offsets, data = chunk.buffers()[:3]
+        if data is None:
+            continue
+        bounds = memoryview(offsets).cast("q" if t.is_large_string(chunk.type) else "i")
+        out.append(memoryview(data)[bounds[chunk.offset] : bounds[chunk.offset + len(chunk)]].tobytes())
+    return b"".join(out)
 
 
 def _vectorized(table: Any) -> bytes | None:
     """``{"a":1,"b":"x"}`` lines joined by newlines, or None when a column needs the slow path.
-    Same bytes as ``orjson.dumps`` of each row."""
+    Same bytes as ``orjson.dumps`` of each row (but for the spelling of floats, which parse to the
+    same numbers). One Arrow join builds every line; a string column without nulls needs no pass of
+    its own (its quotes are part of the text around it)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.types as t
@@ -170,33 +199,52 @@ def _vectorized(table: Any) -> bytes | None:
     if table.num_rows == 0 or table.num_columns == 0:
         return None
     parts: list[Any] = []
-    for i, (field, column) in enumerate(zip(table.schema, table.columns, strict=True)):
+    text_before = "{"
+    for field, column in zip(table.schema, table.columns, strict=True):
         typ = field.type
+        key = orjson.dumps(field.name).decode()
+        quoted = False
         if t.is_integer(typ) or t.is_boolean(typ):
             text = pc.cast(column, pa.string())
         elif t.is_float64(typ):  # shortest round-trip text; 1.0 stays a float; NaN and inf -> null
             text = pc.cast(column, pa.string())
-            integral = pc.invert(pc.match_substring_regex(text, "[.eE]"))
-            text = pc.if_else(integral, pc.binary_join_element_wise(text, ".0", ""), text)
-            text = pc.if_else(pc.is_finite(column), text, pa.scalar(None, pa.string()))
+            integral = pc.and_(pc.equal(pc.trunc(column), column), pc.less(pc.abs(column), _PLAIN_INTEGRAL))
+            if pc.any(integral).as_py():
+                text = pc.if_else(integral, pc.binary_join_element_wise(text, ".0", ""), text)
+            finite = pc.is_finite(column)
+            if not pc.all(finite).as_py():
+                text = pc.if_else(finite, text, pa.scalar(None, pa.string()))
         elif t.is_string(typ) or t.is_large_string(typ):
-            if pc.any(pc.match_substring_regex(column, _CONTROL)).as_py():
-                return None
-            text = pc.replace_substring(column, "\\", "\\\\")
-            text = pc.replace_substring(text, '"', '\\"')
-            text = pc.binary_join_element_wise('"', text, '"', "")
+            data = _string_data(column)
+            text = column
+            if _has_any(data, _TO_ESCAPE):
+                if _has_any(data, _CONTROL):
+                    return None
+                text = pc.replace_substring(text, "\\", "\\\\")
+                text = pc.replace_substring(text, '"', '\\"')
+            if column.null_count:
+                text = pc.binary_join_element_wise('"', text, '"', "")
+            else:
+                quoted = True
         else:
             return None
-        key = orjson.dumps(field.name).decode()
-        parts.append(("{" if i == 0 else ",") + key + ":")
-        parts.append(pc.fill_null(text, "null"))
-    parts.append("}\n")
+        parts.append(text_before + key + (':"' if quoted else ":"))
+        parts.append(pc.fill_null(text, "null") if text.null_count else text)
+        text_before = '",' if quoted else ","
+    parts.append(text_before[:-1] + "}\n")
     lines = pc.binary_join_element_wise(*parts, "")
     lines = lines.combine_chunks() if isinstance(lines, pa.ChunkedArray) else lines
     _, offsets, data = lines.buffers()
     bounds = memoryview(offsets).cast("i")
     start, end = bounds[lines.offset], bounds[lines.offset + len(lines)]
     return memoryview(data)[start : end - 1].tobytes()  # without the last newline
+
+
+def json_values(block: RawBlock) -> tuple[bytes, list[Any]]:
+    """The block's rows as JSON lines and, parsed in one call, their values in order (the lines are
+    built valid, one per row, none blank, so no line needs parsing on its own)."""
+    lines = json_lines(block)
+    return lines, orjson.loads(b"[" + lines.replace(b"\n", b",") + b"]")
 
 
 def decode(spec: Any, block: RawBlock) -> Iterator[tuple[int, Any, bytes]]:
