@@ -16,7 +16,10 @@ from typing import Any
 
 import pytest
 import zstandard
+from conftest import load_results
 from sources_store import Store, inputs, jsonl, parquet_bytes, run
+
+from distmap.readers.listing import java_seconds
 
 LIST = "arn:aws:states:::s3:listObjectsV2"
 ITEM_FIELDS = {"Etag", "Key", "LastModified", "Size", "StorageClass"}
@@ -53,17 +56,33 @@ def test_listing_of_an_empty_prefix_has_no_items(store, tmp_path):
 
 def test_listing_item_has_aws_fields_and_spellings(store, tmp_path):
     """One object gives one item with AWS's fields: Etag (so spelt), Key (the full key), LastModified
-    (seconds since the epoch), Size (bytes) and StorageClass."""
+    (whole seconds since the epoch, written as a float the way AWS writes it: 1.7E9), Size (bytes)
+    and StorageClass."""
     store.put("in/a.bin", b"hello")
     res = run(tmp_path, listing(store, "in/"))
     [item] = inputs(res)
     assert set(item) == ITEM_FIELDS
     assert item["Size"] == 5 and item["StorageClass"] == "STANDARD"
     assert item["Key"] == ("in/a.bin" if store.kind == "s3" else "a.bin")
-    assert isinstance(item["LastModified"], int) and item["LastModified"] > 1_600_000_000
+    assert isinstance(item["LastModified"], float) and item["LastModified"] > 1_600_000_000
+    assert item["LastModified"].is_integer()
+    [record] = [r for recs in load_results(res).values() for r in recs]
+    spelt = java_seconds(int(item["LastModified"])).decode()
+    assert f'"LastModified":{spelt},' in record["Input"]
     assert item["Etag"].startswith('"') and item["Etag"].endswith('"')
     if store.kind == "s3":
         assert item["Etag"] == '"5d41402abc4b2a76b9719d911017c592"'  # the MD5 of "hello"
+
+
+def test_last_modified_is_written_as_java_writes_a_double():
+    """Whole seconds are spelt as Java's Double.toString spells them, as in AWS's child inputs:
+    one digit before the point and an exponent from 10^7 up, trailing zeros dropped."""
+    assert java_seconds(1789180622) == b"1.789180622E9"
+    assert java_seconds(1700000000) == b"1.7E9"
+    assert java_seconds(1000000000) == b"1.0E9"
+    assert java_seconds(10_000_000) == b"1.0E7"
+    assert java_seconds(9_999_999) == b"9999999.0"
+    assert java_seconds(0) == b"0.0"
 
 
 def test_listing_and_load_and_flatten_cross_the_1000_key_page_boundary(store, tmp_path):
