@@ -12,6 +12,7 @@ Examples per test: ``DISTMAP_PROPERTY_EXAMPLES`` (CI default 60; the full run us
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import math
@@ -412,6 +413,7 @@ def test_directory_listing_is_in_s3_key_order(tmp_path: Path, names):
                 "s": st.one_of(st.none(), st.text(max_size=12)),
                 "b": st.one_of(st.none(), st.booleans()),
                 "i": st.one_of(st.none(), st.integers(0, 2**64 - 1)),
+                "t": st.one_of(st.none(), st.datetimes(dt.datetime(1900, 1, 1), dt.datetime(2200, 1, 1))),
             }
         ),
         min_size=1,
@@ -420,8 +422,9 @@ def test_directory_listing_is_in_s3_key_order(tmp_path: Path, names):
 )
 def test_parquet_json_lines_built_by_arrow_equal_orjson_of_each_row(rows):
     """The column-wise JSON lines (floats, strings with quotes / backslashes / control characters,
-    booleans, unsigned ints, nulls) parse to exactly what orjson makes of each row: NaN and
-    infinities null, 1.0 a float."""
+    booleans, unsigned ints, microsecond timestamps, nulls) parse to exactly what orjson makes of
+    each row: NaN and infinities null, 1.0 a float, a timestamp whole milliseconds since the epoch
+    (rounded down, before 1970 too)."""
     import orjson
     import pyarrow as pa
 
@@ -434,10 +437,15 @@ def test_parquet_json_lines_built_by_arrow_equal_orjson_of_each_row(rows):
             "s": pa.array([r["s"] for r in rows], pa.string()),
             "b": pa.array([r["b"] for r in rows], pa.bool_()),
             "i": pa.array([r["i"] for r in rows], pa.uint64()),
+            "t": pa.array([r["t"] for r in rows], pa.timestamp("us")),
         }
     )
     lines = pr.json_lines(RawBlock(pr.to_ipc(pa, table), len(rows), 1)).split(b"\n")
     got = [orjson.loads(line) for line in lines]
-    want = [orjson.loads(orjson.dumps(r)) for r in table.to_pylist()]
+    epoch, ms = dt.datetime(1970, 1, 1), dt.timedelta(milliseconds=1)
+    want = [
+        orjson.loads(orjson.dumps({**r, "t": None if r["t"] is None else (r["t"] - epoch) // ms}))
+        for r in table.to_pylist()
+    ]
     assert got == want
     assert [type(g["f"]) for g in got] == [type(w["f"]) for w in want]

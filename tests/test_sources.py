@@ -242,25 +242,30 @@ def _types_table() -> Any:
             "lst": pa.array([[1, 2], []], pa.list_(pa.int32())),
             "st": pa.array([{"a": 1, "b": "x"}, None], pa.struct([("a", pa.int8()), ("b", pa.string())])),
             "m": pa.array([[("k", 1)], None], pa.map_(pa.string(), pa.int64())),
+            "tss": pa.array(
+                [[dt.datetime(2024, 5, 1, 12, 30, 0, 250000), dt.datetime(1969, 12, 31, 23, 59, 59, 998500)], None],
+                pa.list_(pa.timestamp("us")),
+            ),
         }
     )
 
 
 def test_parquet_types_map_to_json_values(store, tmp_path):
-    """Arrow types become JSON values as the README documents: RFC 3339 timestamps (Z when the
-    column has a time zone), ISO dates, decimals as exact text, binary as base64, lists, structs and
-    maps as arrays and objects, NaN and nulls as null."""
+    """Arrow types become JSON values as the README documents: timestamps as whole milliseconds
+    since the epoch (AWS's shape; any unit, with or without a time zone, also inside a list), ISO
+    dates, decimals as exact text, binary as base64, lists, structs and maps as arrays and objects,
+    NaN and nulls as null."""
     store.put("t.parquet", parquet_bytes(_types_table()))
     res = run(tmp_path, {"Source": store.uri("t.parquet"), "ReaderConfig": {"InputType": "PARQUET"}})
     first, second = inputs(res)
     assert first == {
-        "i": 1, "f": 1.5, "s": "a", "ts": "2024-05-01T12:30:00.250000Z", "naive": "2024-05-01T12:30:00",
+        "i": 1, "f": 1.5, "s": "a", "ts": 1714566600250, "naive": 1714566600000,
         "d": "2024-05-01", "dec": "12345.6700", "bin": "AP8=", "lst": [1, 2], "st": {"a": 1, "b": "x"},
-        "m": {"k": 1},
+        "m": {"k": 1}, "tss": [1714566600250, -2],
     }  # fmt: skip
     assert second == {
         "i": None, "f": None, "s": None, "ts": None, "naive": None, "d": None, "dec": None, "bin": None,
-        "lst": [], "st": None, "m": None,
+        "lst": [], "st": None, "m": None, "tss": None,
     }  # fmt: skip
 
 

@@ -4,14 +4,17 @@ The coordinator never builds Python objects from the file: it reads one row grou
 in C), slices it into chunks and ships each slice as Arrow IPC bytes. A worker turns its slice
 into JSON lines and runs them like JSONL (the fast path applies).
 
-Arrow types become JSON values this way (AWS documents no mapping; this is distmap's choice,
-the one that keeps every value exact and JSON-typed):
+Arrow types become JSON values this way. Timestamps follow AWS, which gives them as whole
+milliseconds since the epoch (recorded from AWS by another emulator's authors); AWS documents no
+other part of the mapping, so the rest is distmap's choice, the one that keeps every value exact
+and JSON-typed:
 
 * integers, floats, booleans, strings: as they are; NaN and infinities: ``null`` (JSON has none);
 * null: ``null``; lists and fixed-size lists: arrays; structs: objects; maps: objects (keys as
   text; a later duplicate key wins);
-* timestamps: RFC 3339 text, ``2024-05-01T12:30:00.250000Z`` when the column has a time zone
-  (converted to UTC), without ``Z`` when it has none; dates ``2024-05-01``; times ``12:30:00``;
+* timestamps (any unit, with or without a time zone, also inside lists and structs): whole
+  milliseconds since the epoch, rounded down (``1714566600250``);
+* dates: ``2024-05-01``; times of day: ``12:30:00``;
 * decimals: text with every digit (``"12345.6700"``): a JSON number would lose precision;
 * binary: base64 text; durations: seconds, as a number.
 
@@ -124,7 +127,40 @@ def from_ipc(payload: bytes) -> Any:
     return pa.ipc.open_stream(pa.py_buffer(payload)).read_all()
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MS = dt.timedelta(milliseconds=1)
+_PER_MS = {"s": None, "ms": 1, "us": 1000, "ns": 1_000_000}
+
+
+def _millis(table: Any) -> Any:
+    """The table with each timestamp column as whole milliseconds since the epoch (int64, rounded
+    down), as AWS gives timestamps: ``1714566600250``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.types as t
+
+    for i, field in enumerate(table.schema):
+        if not t.is_timestamp(field.type):
+            continue
+        raw = pc.cast(table.column(i), pa.int64())
+        per = _PER_MS[field.type.unit]
+        if per is None:
+            ms = pc.multiply(raw, 1000)
+        elif per == 1:
+            ms = raw
+        else:  # floor division: 1969's instants round down too
+            q = pc.divide(raw, per)
+            ms = pc.if_else(pc.greater(pc.multiply(q, per), raw), pc.subtract(q, 1), q)
+        table = table.set_column(i, pa.field(field.name, pa.int64(), field.nullable), ms)
+    return table
+
+
 def _default(value: Any) -> Any:
+    if isinstance(value, dt.datetime):  # nested in a list or struct
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+        return (aware - _EPOCH) // _MS
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
     if isinstance(value, decimal.Decimal):
         return format(value, "f")
     if isinstance(value, bytes | bytearray | memoryview):
@@ -136,7 +172,7 @@ def _default(value: Any) -> Any:
     raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
 
 
-_OPTIONS = orjson.OPT_UTC_Z
+_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME
 
 
 # ---------------------------------------------------------------- the format's entry points
@@ -149,7 +185,7 @@ def open_file(uri: str, cfg: Any) -> ParquetReader:
 def json_lines(block: RawBlock) -> bytes:
     """The block's rows as JSON lines (worker side): built column-wise by Arrow kernels when every
     column is an integer, boolean, float64 or string without control characters, else row by row."""
-    table = from_ipc(block.payload)  # type: ignore[arg-type]
+    table = _millis(from_ipc(block.payload))  # type: ignore[arg-type]
     fast = _vectorized(table)
     if fast is not None:
         return fast
