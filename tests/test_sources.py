@@ -485,6 +485,30 @@ def test_athena_data_manifest_reads_the_listed_files(store, tmp_path):
     assert [it["id"] for it in inputs(res)] == [0, 1, 2]
 
 
+
+def test_athena_manifest_with_a_missing_data_file_fails_naming_it(store, tmp_path):
+    """A data file the Athena manifest lists but that does not exist fails the run with
+    States.ItemReaderFailed naming that file: before any work when it is the first file; after the
+    items of the files before it when it comes later, and those items are all run and written."""
+    from distmap.errors import ItemReaderFailed
+
+    store.put("athena/r/1.jsonl", jsonl([{"id": 0}, {"id": 1}]))
+    gone = store.uri("athena/r/gone.jsonl")
+    reader = {
+        "Source": store.uri("athena/m.csv"),
+        "ReaderConfig": {"InputType": "JSONL", "ManifestType": "ATHENA_DATA"},
+    }
+    store.put("athena/m.csv", f"{gone}\n{store.uri('athena/r/1.jsonl')}\n".encode())
+    with pytest.raises(ItemReaderFailed) as exc:
+        run(tmp_path, reader)
+    assert "gone.jsonl" in exc.value.cause
+    store.put("athena/m.csv", f"{store.uri('athena/r/1.jsonl')}\n{gone}\n".encode())
+    res = run(tmp_path / "2", reader)
+    assert (res.status, res.error) == ("FAILED", "States.ItemReaderFailed")
+    assert "gone.jsonl" in res.cause
+    assert res.item_counts.succeeded == res.item_counts.total == 2
+    assert inputs(res) == [{"id": 0}, {"id": 1}]
+
 # ------------------------------------------------------------------ VersionId
 
 
