@@ -452,6 +452,37 @@ def test_s3_inventory_manifest_malformed_or_missing(store, tmp_path):
     assert "gone.csv.gz" in exc.value.cause
 
 
+def test_s3_inventory_parquet_data_files_give_their_rows(store, tmp_path):
+    """A fileFormat Parquet inventory: each row of its Parquet data files is an item with the
+    files' own column names and JSON values, across files, in order; an ORC inventory is refused
+    with a message naming the manifest and the format."""
+    import pyarrow as pa
+
+    from distmap.errors import ItemReaderFailed
+
+    keys = []
+    for f, ids in enumerate(([0, 1], [2])):
+        key = f"pinv/data/{f}.parquet"
+        table = pa.table({"bucket": ["src"] * len(ids), "key": [f"k{i}" for i in ids], "size": ids})
+        store.put(key, parquet_bytes(table))
+        keys.append({"key": key, "size": 1, "MD5checksum": "x"})
+    manifest = {
+        "sourceBucket": "src",
+        "destinationBucket": f"arn:aws:s3:::{store.bucket or 'local'}",
+        "fileFormat": "Parquet",
+        "fileSchema": "message s3.inventory { required binary bucket (STRING); required binary key (STRING); }",
+        "files": keys,
+    }
+    store.put("pinv/manifest.json", json.dumps(manifest).encode())
+    reader = {"Source": store.uri("pinv/manifest.json"), "ReaderConfig": {"InputType": "MANIFEST"}}
+    res = run(tmp_path, reader)
+    assert res.status == "SUCCEEDED", res.cause
+    assert inputs(res) == [{"bucket": "src", "key": f"k{i}", "size": i} for i in range(3)]
+    store.put("pinv/manifest.json", json.dumps({**manifest, "fileFormat": "ORC"}).encode())
+    with pytest.raises(ItemReaderFailed) as exc:
+        run(tmp_path / "orc", reader)
+    assert "manifest.json" in exc.value.cause and "fileFormat ORC is not supported" in exc.value.cause
+
 def test_empty_manifests_have_no_items(store, tmp_path):
     """An S3 Inventory manifest with no data files, and an empty Athena manifest, are 0 items."""
     manifest = {"fileFormat": "CSV", "fileSchema": "Bucket, Key", "files": []}

@@ -94,8 +94,13 @@ def fast_block(spec: Any, block: RawBlock) -> tuple[bytes, Callable[[bytes], Any
     return payload, functools.partial(next, iter(values))
 
 
-def decode_format(cfg: Any) -> str:
-    """The format of the blocks a configuration produces (what workers decode)."""
+def decode_format(cfg: Any, reader: Any = None) -> str:
+    """The format of the blocks a configuration produces (what workers decode): the one its open
+    reader declares (``decode_type``: an S3 Inventory's data files are CSV or Parquet as its
+    manifest says), else the one the configuration names."""
+    declared = getattr(reader, "decode_type", None)
+    if declared is not None:
+        return str(declared)
     if cfg.resource == "listObjectsV2" and cfg.transformation == "NONE":
         return "JSONL"  # the listing's items, encoded as JSON lines
     if cfg.input_type == "MANIFEST":
