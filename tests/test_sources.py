@@ -617,8 +617,8 @@ def test_execute_load_and_flatten_parquet_and_csv(s3, s3_bucket):
 
 @pytest.mark.s3
 def test_execute_manifests_parquet_and_version_id(s3, s3_bucket, tmp_path):
-    """s3:getObject with InputType MANIFEST (S3 Inventory), ManifestType ATHENA_DATA, PARQUET and a
-    VersionId all run through distmap execute."""
+    """s3:getObject with InputType MANIFEST (S3 Inventory, CSV and Parquet data files), ManifestType
+    ATHENA_DATA, PARQUET and a VersionId all run through distmap execute."""
     import pyarrow as pa
 
     store = Store("s3", tmp_path, s3, s3_bucket)
@@ -626,6 +626,9 @@ def test_execute_manifests_parquet_and_version_id(s3, s3_bucket, tmp_path):
     s3.put_object(Bucket=s3_bucket, Key="t.parquet", Body=parquet_bytes(pa.table({"id": [5]})))
     s3.put_object(Bucket=s3_bucket, Key="a/1.jsonl", Body=jsonl([{"id": 8}]))
     s3.put_object(Bucket=s3_bucket, Key="a/m.csv", Body=f"s3://{s3_bucket}/a/1.jsonl\n".encode())
+    s3.put_object(Bucket=s3_bucket, Key="p/0.parquet", Body=parquet_bytes(pa.table({"key": ["k3"]})))
+    pinv = {"fileFormat": "Parquet", "files": [{"key": "p/0.parquet"}]}
+    s3.put_object(Bucket=s3_bucket, Key="p/manifest.json", Body=json.dumps(pinv).encode())
 
     def get(key: str, **config: Any) -> dict[str, Any]:
         return {
@@ -635,6 +638,7 @@ def test_execute_manifests_parquet_and_version_id(s3, s3_bucket, tmp_path):
         }
 
     assert [o["Key"] for o in _execute(get(src, InputType="MANIFEST"))] == ["k1", "k2"]
+    assert _execute(get("p/manifest.json", InputType="MANIFEST")) == [{"key": "k3"}]
     assert _execute(get("t.parquet", InputType="PARQUET")) == [{"id": 5}]
     assert _execute(get("a/m.csv", InputType="JSONL", ManifestType="ATHENA_DATA")) == [{"id": 8}]
 
