@@ -246,6 +246,9 @@ def _types_table() -> Any:
                 [[dt.datetime(2024, 5, 1, 12, 30, 0, 250000), dt.datetime(1969, 12, 31, 23, 59, 59, 998500)], None],
                 pa.list_(pa.timestamp("us")),
             ),
+            "nst": pa.array(
+                [{"at": 1714566600250123456}, {"at": None}], pa.struct([("at", pa.timestamp("ns", tz="UTC"))])
+            ),
         }
     )
 
@@ -261,11 +264,11 @@ def test_parquet_types_map_to_json_values(store, tmp_path):
     assert first == {
         "i": 1, "f": 1.5, "s": "a", "ts": 1714566600250, "naive": 1714566600000,
         "d": "2024-05-01", "dec": "12345.6700", "bin": "AP8=", "lst": [1, 2], "st": {"a": 1, "b": "x"},
-        "m": {"k": 1}, "tss": [1714566600250, -2],
+        "m": {"k": 1}, "tss": [1714566600250, -2], "nst": {"at": 1714566600250},
     }  # fmt: skip
     assert second == {
         "i": None, "f": None, "s": None, "ts": None, "naive": None, "d": None, "dec": None, "bin": None,
-        "lst": [], "st": None, "m": None, "tss": None,
+        "lst": [], "st": None, "m": None, "tss": None, "nst": {"at": None},
     }  # fmt: skip
 
 

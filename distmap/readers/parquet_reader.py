@@ -133,26 +133,53 @@ _PER_MS = {"s": None, "ms": 1, "us": 1000, "ns": 1_000_000}
 
 
 def _millis(table: Any) -> Any:
-    """The table with each timestamp column as whole milliseconds since the epoch (int64, rounded
-    down), as AWS gives timestamps: ``1714566600250``."""
+    """The table with every timestamp (also inside lists and structs) as whole milliseconds since
+    the epoch (int64, rounded down), as AWS gives timestamps: ``1714566600250``."""
+    import pyarrow as pa
+
+    for i, field in enumerate(table.schema):
+        if _has_timestamp(field.type):
+            column = pa.chunked_array([_ms_array(c) for c in table.column(i).chunks])
+            table = table.set_column(i, pa.field(field.name, column.type, field.nullable), column)
+    return table
+
+
+def _has_timestamp(typ: Any) -> bool:
+    import pyarrow.types as t
+
+    if t.is_timestamp(typ):
+        return True
+    return any(_has_timestamp(typ.field(k).type) for k in range(typ.num_fields))
+
+
+def _ms_array(arr: Any) -> Any:
+    """One array with its timestamps as milliseconds (lists and structs rebuilt around them)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.types as t
 
-    for i, field in enumerate(table.schema):
-        if not t.is_timestamp(field.type):
-            continue
-        raw = pc.cast(table.column(i), pa.int64())
-        per = _PER_MS[field.type.unit]
+    typ = arr.type
+    if t.is_timestamp(typ):
+        raw = pc.cast(arr, pa.int64())
+        per = _PER_MS[typ.unit]
         if per is None:
-            ms = pc.multiply(raw, 1000)
-        elif per == 1:
-            ms = raw
-        else:  # floor division: 1969's instants round down too
-            q = pc.divide(raw, per)
-            ms = pc.if_else(pc.greater(pc.multiply(q, per), raw), pc.subtract(q, 1), q)
-        table = table.set_column(i, pa.field(field.name, pa.int64(), field.nullable), ms)
-    return table
+            return pc.multiply(raw, 1000)
+        if per == 1:
+            return raw
+        q = pc.divide(raw, per)  # rounds toward zero; 1969's instants must round down too
+        return pc.if_else(pc.greater(pc.multiply(q, per), raw), pc.subtract(q, 1), q)
+    if not _has_timestamp(typ):
+        return arr
+    mask = arr.is_null() if arr.null_count else None
+    if t.is_list(typ) or t.is_large_list(typ):
+        cls = pa.LargeListArray if t.is_large_list(typ) else pa.ListArray
+        return cls.from_arrays(arr.offsets, _ms_array(arr.values), mask=mask)
+    if t.is_struct(typ):
+        fields = [typ.field(k) for k in range(typ.num_fields)]
+        children = [_ms_array(arr.field(k)) for k in range(typ.num_fields)]
+        named = [pa.field(f.name, c.type, f.nullable) for f, c in zip(fields, children, strict=True)]
+        return pa.StructArray.from_arrays(children, fields=named, mask=mask)
+    return arr  # a map or fixed-size list of timestamps: left to the row-by-row path below
 
 
 def _default(value: Any) -> Any:
