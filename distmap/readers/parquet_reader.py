@@ -267,13 +267,14 @@ def _vectorized(table: Any) -> bytes | None:
         typ = field.type
         key = orjson.dumps(field.name).decode()
         quoted = False
+        suffix = None
         if t.is_integer(typ) or t.is_boolean(typ):
             text = pc.cast(column, pa.string())
         elif t.is_float64(typ):  # shortest round-trip text; 1.0 stays a float; NaN and inf -> null
             text = pc.cast(column, pa.string())
             integral = pc.and_(pc.equal(pc.trunc(column), column), pc.less(pc.abs(column), _PLAIN_INTEGRAL))
-            if pc.any(integral).as_py():
-                text = pc.if_else(integral, pc.binary_join_element_wise(text, ".0", ""), text)
+            if pc.any(integral).as_py():  # ".0" after those, as one more piece of the join below
+                suffix = pc.fill_null(pc.if_else(integral, ".0", ""), "")
             finite = pc.is_finite(column)
             if not pc.all(finite).as_py():
                 text = pc.if_else(finite, text, pa.scalar(None, pa.string()))
@@ -293,6 +294,8 @@ def _vectorized(table: Any) -> bytes | None:
             return None
         parts.append(text_before + key + (':"' if quoted else ":"))
         parts.append(pc.fill_null(text, "null") if text.null_count else text)
+        if suffix is not None:
+            parts.append(suffix)
         text_before = '",' if quoted else ","
     parts.append(text_before[:-1] + "}\n")
     lines = pc.binary_join_element_wise(*parts, "")
