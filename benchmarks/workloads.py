@@ -106,6 +106,8 @@ def noop_workload(rows: int, cores: int) -> Workload:
                           distmap_job(csv, "jobs.examples:noop", writer="jsonl", csv=True), local, cores),
         distmap_contender(w, "distmap-local-failures", "flaky: 1% retried, 5% tolerated failures", rows,
                           flaky_job(src), local, cores, flaky=True),
+        distmap_contender(w, "distmap-local-failures-clean", "flaky's clean run: the same work and job, no item fails",
+                          rows, flaky_job(src, "jobs.examples:flaky_clean"), local, cores),
         distmap_contender(w, "distmap-ray", "Ray backend, AWS-shaped records", rows,
                           distmap_job(src, "jobs.examples:noop"), ray, cores),
         distmap_contender(w, "distmap-ray-compact", "Ray backend, COMPACT JSONL writer", rows,
