@@ -82,7 +82,9 @@ class ChunkSizer:
         self.batch = max(1, batch_items)
         self.max_items = max(1, max_items)
         self.lo = min(max(1, lanes_per_worker), self.max_items)
-        self.items = max(self.lo * 2, 64)
+        # With lanes, a chunk starts as one round of a worker's lanes: a bigger one would leave its
+        # worker a partial round that costs a whole item time at the end of a latency-bound run.
+        self.items = max(self.lo, 64) if lanes_per_worker > 1 else 64
         self.bytes_per_item = 256.0
 
     def _round(self, n: int) -> int:
