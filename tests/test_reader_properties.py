@@ -404,6 +404,22 @@ def test_directory_listing_is_in_s3_key_order(tmp_path: Path, names):
     assert [o.key for o in list_objects(str(root))] == sorted(made, key=lambda k: k.encode())
 
 
+
+def test_parquet_whole_floats_stay_floats_around_arrows_exponent_threshold():
+    """Whole floats on both sides of where Arrow's text switches to an exponent (1e10) come out as
+    the same floats, never ints and never invalid JSON."""
+    import orjson
+    import pyarrow as pa
+
+    from distmap.readers import parquet_reader as pr
+    from distmap.readers.base import RawBlock
+
+    values = [0.0, -0.0, 123.0, 999999999.0, 9999999999.0, 1e10, -1e10, 1e15, 2.0**53, 1e300, 0.5, -2.5e-7]
+    table = pa.table({"f": pa.array(values, pa.float64())})
+    got = [orjson.loads(line)["f"] for line in pr.json_lines(RawBlock(pr.to_ipc(pa, table), len(values), 1)).split(b"\n")]
+    assert got == values
+    assert all(type(g) is float for g in got)
+
 @PROPS
 @given(
     rows=st.lists(
