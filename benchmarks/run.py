@@ -225,6 +225,7 @@ def summarise(o: Outcome) -> dict[str, Any]:
         headline = out["best_seconds"] if c.ray else out["best_wall_s"]
         out["headline"] = "work" if c.ray else "wall"
         out["items_per_s"] = round(c.items / headline, 1) if headline > 0 else None
+        out["best_cpu_s"] = round(min(r.cpu_s for r in o.runs), 4)
         out["peak_tree_rss_mb"] = round(max(r.peak_tree_rss_mb for r in o.runs), 1)
         out["max_process_hwm_mb"] = round(max(r.max_process_hwm_mb for r in o.runs), 1)
         skip = {"items", "seconds", "init_seconds"}
