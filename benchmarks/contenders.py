@@ -196,6 +196,8 @@ def engine_facts(summary: dict[str, Any], items: int) -> dict[str, Any]:
         "retries": stats.get("retries"),
         "chunks": stats.get("chunks"),
         "workers_start_seconds": stats.get("workersStartSeconds", 0.0),
+        "coordinator_cpu_s": stats.get("coordinatorCpuSeconds"),
+        "workers_cpu_s": stats.get("workersCpuSeconds"),
     }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import resource
 import time
 import uuid
 from collections import deque
@@ -113,6 +114,12 @@ class ChunkSizer:
         self.items = int(min(want, self.items * 4))
 
 
+def _cpu_seconds() -> tuple[float, float]:
+    """CPU seconds (user + system) used so far by this process and by its joined children."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
+
+
 class _Counter:
     """Counts the input's items on a second stream, a block per step, so the percentage
     threshold can be decided (and the run stopped early) before the main reader reaches the end."""
@@ -193,6 +200,7 @@ class Coordinator:
         self._total_bytes: int | None = None
         self._backend_seconds = 0.0
         self._t0 = 0.0
+        self._cpu0 = _cpu_seconds()
         self._first_dispatch: float | None = None
         """When the first chunk was given to a worker (workers that start slowly, like Ray
         actors, take no chunk before they are up)."""
@@ -277,6 +285,7 @@ class Coordinator:
         t0 = time.perf_counter()
         self._backend_seconds = t0 - t_connect
         self._t0 = t0
+        self._cpu0 = _cpu_seconds()
         most = None
         if getattr(self.executor, "extra_workers", False) and not runs_async(job.processor.function):
             most = THREAD_LANES_PER_PROCESS  # latency-bound sync work at thousands of lanes
@@ -670,6 +679,11 @@ class Coordinator:
             "backendStartSeconds": round(self._backend_seconds, 3),
             "workersStartSeconds": round((self._first_dispatch or self._t0) - self._t0, 3),
         }
+        cpu = _cpu_seconds()
+        # the coordinator's process (with any threads of its caller, through the Python API)
+        stats["coordinatorCpuSeconds"] = round(cpu[0] - self._cpu0[0], 3)
+        if self.executor.name == "local":  # its workers are child processes, joined by now
+            stats["workersCpuSeconds"] = round(cpu[1] - self._cpu0[1], 3)
         if self._writer_broken:
             stats["resultsNotWritten"] = max(0, done_items - self.counts.results_written)
         result = MapRunResult(
