@@ -137,6 +137,9 @@ class BatchProcessor:
         """Run every item of ``chunk``; never raises for item errors (they become FAILED records)."""
         t0 = time.perf_counter()
         res = ChunkResult(seq=chunk.seq, items=chunk.block.count)
+        if chunk.block.unreadable is not None:  # a local worker could not read the bytes again
+            res.reader_error, res.unread = chunk.block.unreadable, chunk.block.count
+            return res
         if self._fast_path_ok() and self._process_fast(chunk, res):
             res.busy_seconds = time.perf_counter() - t0
             return res

@@ -43,6 +43,10 @@ def pack_chunk(chunk: Chunk, tag: int) -> tuple[Any, tuple[bytes, ...]]:
     block = chunk.block
     origin = (block.source, block.header)  # several files: the block's file and CSV header
     if isinstance(block.payload, bytes):
+        if block.span is not None and len(block.payload) >= SPAN_MIN_BYTES:
+            # a plain local file: the worker reads the bytes itself (one copy, none through the socket)
+            where = ("span", block.span, len(block.payload))
+            return ("chunk", tag, chunk.first_index, block.count, block.first_line, where, origin), ()
         return ("chunk", tag, chunk.first_index, block.count, block.first_line, None, origin), (block.payload,)
     return (
         "chunk",
@@ -55,13 +59,56 @@ def pack_chunk(chunk: Chunk, tag: int) -> tuple[Any, tuple[bytes, ...]]:
     ), ()
 
 
-def unpack_chunk(header: Any, blobs: list[bytearray]) -> Chunk:
+def unpack_chunk(header: Any, blobs: list[bytearray], files: SpanReader) -> Chunk:
     _, seq, first_index, count, first_line, listed, (source, head) = header
     if listed is None:
         payload = bytes(blobs[0]) if blobs else b""
         return Chunk(seq, first_index, RawBlock(payload, count, first_line, None, source, head))
+    if listed[0] == "span":
+        _, offset, size = listed
+        block = RawBlock(b"", count, first_line, None, source, head, offset)
+        try:
+            block.payload = files.read(source, offset, size)
+        except SpanError as exc:
+            block.unreadable = str(exc)
+        return Chunk(seq, first_index, block)
     payload, lines = listed
     return Chunk(seq, first_index, RawBlock(payload, count, first_line, lines, source, head))
+
+
+SPAN_MIN_BYTES = 64 << 10
+"""Blocks of a plain local file at least this big are read by the worker itself."""
+
+
+class SpanError(Exception):
+    """A worker could not read a block's byte range again."""
+
+
+class SpanReader:
+    """A worker's reads of byte ranges of the run's local input files (one open file each)."""
+
+    def __init__(self, default: str) -> None:
+        self.default = default
+        self.fds: dict[str, int] = {}
+
+    def read(self, path: str | None, offset: int, size: int) -> bytes:
+        path = path or self.default
+        try:
+            fd = self.fds.get(path)
+            if fd is None:
+                fd = self.fds[path] = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            parts, got = [], 0
+            while got < size:
+                data = os.pread(fd, size - got, offset + got)
+                if not data:
+                    break
+                parts.append(data)
+                got += len(data)
+        except OSError as exc:
+            raise SpanError(f"cannot read {path} again (bytes {offset}-{offset + size}): {exc}") from None
+        if got < size:
+            raise SpanError(f"{path} changed while the run read it: it ends before byte {offset + size}")
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def pack_result(res: ChunkResult) -> tuple[Any, tuple[bytes, ...]]:
@@ -105,6 +152,7 @@ def _worker_main(sock: socket.socket, spec: RunSpec) -> None:
         send_msg(sock, ("init_error", f"{type(exc).__name__}: {exc}"))
         os._exit(3)
     inbox: queue.SimpleQueue[Chunk | None] = queue.SimpleQueue()
+    files = SpanReader(spec.decode.source)
 
     def pump() -> None:
         # Drain incoming chunks even while the main thread is busy or blocked sending a
@@ -118,7 +166,7 @@ def _worker_main(sock: socket.socket, spec: RunSpec) -> None:
             if header == _STOP:
                 inbox.put(None)
                 return
-            inbox.put(unpack_chunk(header, blobs))
+            inbox.put(unpack_chunk(header, blobs, files))
 
     threading.Thread(target=pump, name="distmap-inbox", daemon=True).start()
     send_lock = threading.Lock()

@@ -36,6 +36,12 @@ class RawBlock:
     """The file the block comes from when the input is several files (else ``DecodeSpec.source``)."""
     header: tuple[str, ...] | None = None
     """CSV of several files: this file's header (else ``DecodeSpec.header``)."""
+    span: int | None = None
+    """Where ``payload`` starts in its file, when that is a plain local file (not compressed, not
+    remote): a worker on this machine may read the bytes itself instead of receiving them."""
+    unreadable: str | None = None
+    """Set by a worker that could not read the block's bytes again (the file changed or went
+    away since it was split): the block's items are not run, and this is the reader error."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +131,15 @@ class ByteSource:
             have += len(data)
         if len(parts) > 1:
             self.buf = b"".join(parts)
+
+    def tell(self) -> int:
+        """Offset in the (decompressed) stream of the first byte not yet handed out."""
+        return self._decoded - len(self.buf)
+
+    @property
+    def plain_local(self) -> bool:
+        """Whether the stream is a local file's bytes as they are on disk (offsets are file offsets)."""
+        return self.fh is self._raw and "://" not in self.uri
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -107,11 +107,12 @@ class JsonlReader:
                 end = jsonl_nth_end(block, max_items)
                 block = buf[:end]
                 count = max_items
+            span = src.tell() if src.plain_local else None  # where ``block`` starts in the file
             src.buf = buf[end:]
             first = self.line
             self.line += block.count(b"\n")
             if count:
-                return RawBlock(block, count, first)
+                return RawBlock(block, count, first, span=span)
             # only blank lines: keep reading
 
     def close(self) -> None:
