@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from distmap.checkpoint import DurableRun
 from distmap.config.model import MapJob
 from distmap.contract import MAX_CHUNK_ITEMS, Chunk, ChunkResult, RunSpec
 from distmap.errors import ItemReaderFailed, ResultWriterFailed
@@ -24,7 +25,7 @@ from distmap.executors.base import Completed, Crashed, Executor, WorkerInitError
 from distmap.logs import get_logger
 from distmap.memory import tune_allocator
 from distmap.processor import BatchProcessor, runs_async
-from distmap.readers.base import BlockReader, DecodeSpec, open_reader, split_block
+from distmap.readers.base import BlockReader, DecodeSpec, open_reader, reader_tell, split_block
 from distmap.readers.formats import decode_format, total_bytes
 from distmap.records import RecordIdentity, child_identity, iso_now, region_account
 from distmap.results.writer import ResultWriter
@@ -169,8 +170,13 @@ class Coordinator:
         max_chunk_items: int = MAX_CHUNK_ITEMS,
         mask_causes: bool = True,
         stops: StopRequests | None = None,
+        durable: DurableRun | None = None,
     ) -> None:
         self.job = job
+        self.durable = durable
+        """The run journal (``distmap.checkpoint``), when the run keeps one."""
+        self._cap: int | None = None
+        """Items in flight at most, once ``distmap update`` lowered MaxConcurrency."""
         self.mask_causes = mask_causes
         self.executor = executor
         self.run_id = run_id or str(uuid.uuid4())
@@ -199,6 +205,8 @@ class Coordinator:
         self._unread = 0
         """Items counted by the splitter that a worker could not read (malformed data): not items."""
         self._read_stop: _Stop | None = None
+        self._known_total: int | None = None
+        """The input's item count from a resumed run's journal."""
         self._writer_broken = False
         self._cut_short: set[int] = set()
         """``id()`` of the chunks that were running when the run was aborted."""
@@ -207,6 +215,87 @@ class Coordinator:
         """Stop the run: no new chunks, running ones are cut short, unrun items become PENDING.
         A second request (or ``now``) stops at once without writing the manifest."""
         self.stops.request(now=now)
+
+    @property
+    def _resuming(self) -> bool:
+        return self.durable is not None and self.durable.done is not None
+
+    def _resume_from(self, reader: BlockReader) -> None:
+        """Take a resumed run's counts from its journal and move the reader past its done work."""
+        assert self.durable is not None
+        done = self.durable.done
+        if done is None:
+            return
+        self._known_total = done.total
+        c = done.counts
+        self.counts.succeeded, self.counts.failed = c.get("succeeded", 0), c.get("failed", 0)
+        self.counts.timed_out = c.get("timedOut", 0)
+        self._chunks_done = done.stats.get("chunks", 0)
+        self._retries = done.stats.get("retries", 0)
+        self._next_index = self.durable.start(reader)
+        self._sync_total()
+        self.log.info("map_run.resumed", done_items=done.done_items, watermark=done.watermark)
+
+    def _journal_tick(self, *, force: bool = False) -> None:
+        """Commit the chunks written since the last turn, and apply ``distmap update`` limits."""
+        if self.durable is None:
+            return
+        c = self.counts.to_dict()
+        stats = {"chunks": self._chunks_done, "retries": self._retries}
+        checkpoint = self.durable.checkpoint
+        if checkpoint is not None and checkpoint.total is None:
+            if self._known_total is not None:
+                checkpoint.total = self._known_total
+            elif self._reader_done and self._read_stop is None:
+                checkpoint.total = self._next_index
+        update = self.durable.tick(c, stats, force=force)
+        if update:
+            self._apply_update(update)
+
+    def _journal_end(self, result: MapRunResult) -> None:
+        """The run's end in its header (a crash before this leaves it RUNNING: resumable)."""
+        assert self.durable is not None
+        try:
+            self.durable.journal.write_header(
+                status=result.status,
+                stopDate=result.stop_date,
+                error=result.error,
+                cause=result.cause,
+                itemCounts=result.item_counts.to_dict(),
+                manifest=result.manifest,
+                pid=None,
+            )
+        except ResultWriterFailed as exc:
+            self.log.warning("map_run.journal_not_written", cause=exc.cause)
+        self.durable.journal.close()
+
+    def _below_cap(self) -> bool:
+        if self._cap is None:
+            return True
+        return sum(c.block.count for c in self.executor.outstanding()) < self._cap
+
+    def _capped(self, n: int) -> int:
+        if self._cap is None:
+            return n
+        return max(1, min(n, self._cap - sum(c.block.count for c in self.executor.outstanding())))
+
+    def _apply_update(self, update: dict[str, Any]) -> None:
+        from dataclasses import replace
+
+        assert self.durable is not None
+        changes: dict[str, Any] = {}
+        if update.get("maxConcurrency") is not None:
+            self._cap = int(update["maxConcurrency"]) or None
+            changes["max_concurrency"] = int(update["maxConcurrency"])
+        if "toleratedFailurePercentage" in update:
+            changes["tolerated_failure_percentage"] = update["toleratedFailurePercentage"]
+        if "toleratedFailureCount" in update:
+            changes["tolerated_failure_count"] = update["toleratedFailureCount"]
+        self.job = replace(self.job, **changes)
+        header = self.durable.header
+        header["job"].update(changes)
+        self.durable.journal.write_header()
+        self.log.info("map_run.updated", **{k: v for k, v in update.items() if k != "at"})
 
     # ------------------------------------------------------------------ setup
     def _spec(self, reader: BlockReader, writer: ResultWriter | None, lanes: int) -> RunSpec:
@@ -262,13 +351,18 @@ class Coordinator:
         try:
             if job.result_writer is not None:
                 writer = ResultWriter(job.result_writer, self.run_id, self.map_run_arn)
-                writer.open()  # raises ResultWriterFailed (also for an existing run) before any work
+                writer.open(resume=self._resuming)  # raises ResultWriterFailed (also for an existing run)
+            if self.durable is not None:
+                self.durable.open(writer)
+                self.durable.journal.write_header(startDate=self.durable.header["startDate"] or started)
             t_connect = time.perf_counter()
             workers = self.executor.connect(job)
         except BaseException:
             reader.close()
             if writer is not None:
                 writer.abort()
+            if self.durable is not None:
+                self.durable.journal.close()
             raise
         if self.handle_signals:
             self.stops.install()  # again: ray.init installs a SIGTERM handler of its own
@@ -298,7 +392,9 @@ class Coordinator:
             )
         self._total_bytes = total_bytes(job.item_reader)
         counter = None
-        if job.tolerated_failure_percentage not in (None, 100.0):
+        if self.durable is not None:
+            self._resume_from(reader)
+        if job.tolerated_failure_percentage not in (None, 100.0) and self._known_total is None:
             counter = _Counter(job)
         stop: _Stop | None = None
         try:
@@ -315,6 +411,8 @@ class Coordinator:
             if writer is not None:
                 writer.abort()
             reader.close()
+            if self.durable is not None:
+                self.durable.journal.close()
             raise
         finally:
             if counter is not None and counter.reader is not None:
@@ -347,6 +445,8 @@ class Coordinator:
                 return self.counts.total
             if counter is not None and counter.total is not None:
                 return counter.total - self._unread
+            if self._known_total is not None:
+                return self._known_total - self._unread
             return None
 
         while True:
@@ -357,7 +457,7 @@ class Coordinator:
             if stop is not None and stop.kind == "writer":
                 break  # nothing more can be written: in-flight chunks become PENDING
             # fill the window
-            while stop is None and len(ex.outstanding()) < ex.capacity:
+            while stop is None and len(ex.outstanding()) < ex.capacity and self._below_cap():
                 if self._requeue:
                     ex.submit(self._requeue.popleft())
                     continue
@@ -368,7 +468,12 @@ class Coordinator:
                     self._reader_done = True
                     break
                 n, nbytes = sizer.next_size(remaining)
+                start_pos = None
                 try:
+                    if self.durable is not None:
+                        self._next_index, n = self.durable.before_read(reader, self._next_index, n)
+                        n = self._capped(n)
+                        start_pos = reader_tell(reader)
                     block = reader.read_block(n, nbytes)
                 except ItemReaderFailed as exc:
                     stop = _Stop("reader", exc.error, exc.cause)
@@ -381,6 +486,9 @@ class Coordinator:
                 )
                 sizer.saw_block(size, block.count)
                 chunk = Chunk(next_seq, self._next_index, block)
+                if self.durable is not None:
+                    assert self.durable.checkpoint is not None
+                    self.durable.checkpoint.read(self._next_index, block.count, start_pos, reader_tell(reader))
                 next_seq += 1
                 self._next_index += block.count
                 self._sync_total()
@@ -404,12 +512,19 @@ class Coordinator:
                         stop = self._threshold_stop(failed, total_known())
             if counter is not None and counter.total is None:
                 counter.step()
+                self._known_total = counter.total
                 if stop is None and counter.total is not None:
                     failed = self.counts.failed + self.counts.timed_out
                     if exceeds_threshold(
                         failed, counter.total, job.tolerated_failure_percentage, job.tolerated_failure_count
                     ):
                         stop = self._threshold_stop(failed, counter.total)
+            if self.durable is not None:
+                try:
+                    self._journal_tick()
+                except ResultWriterFailed as exc:
+                    if stop is None or stop.kind != "writer":
+                        stop = self._writer_stop(exc)
             now = time.monotonic()
             if now - last_progress >= 0.2:
                 last_progress = now
@@ -432,7 +547,7 @@ class Coordinator:
         if isinstance(done, Crashed):
             return self._handle_crash(done, writer, local)
         res = done.result
-        self._record(res, writer)
+        self._record(res, writer, done.chunk)
         self._sizer.saw_result(res)
         return self._read_stop
 
@@ -449,7 +564,7 @@ class Coordinator:
             self.log.error("map_run.item_reader_failed", cause=cause)
             self._read_stop = _Stop("reader", "States.ItemReaderFailed", cause)
 
-    def _record(self, res: ChunkResult, writer: ResultWriter | None) -> None:
+    def _record(self, res: ChunkResult, writer: ResultWriter | None, chunk: Chunk) -> None:
         if res.reader_error is not None:
             self._unreadable(res.unread, res.reader_error)
         # the items ran whatever happens to their records: count them first
@@ -462,6 +577,9 @@ class Coordinator:
             writer.write("SUCCEEDED", res.succeeded, res.succeeded_records, res.succeeded_ends)
             writer.write("FAILED", res.failed, res.failed_records, res.failed_ends)
             self.counts.results_written = writer.results_written
+        if self.durable is not None and not self._writer_broken:
+            assert self.durable.checkpoint is not None
+            self.durable.checkpoint.done(chunk.first_index, chunk.block.count)
 
     def _writer_stop(self, exc: ResultWriterFailed) -> _Stop:
         """The result writer failed: nothing more is written, and the run ends FAILED."""
@@ -509,7 +627,7 @@ class Coordinator:
             return None
         cause = f"{done.reason} while running this item, {chunk.crashes} times; it was not retried further"
         self.log.error("map_run.item_killed_worker", first_index=chunk.first_index, cause=cause)
-        self._record(local.failed_result(chunk, CRASH_ERROR, cause), writer)
+        self._record(local.failed_result(chunk, CRASH_ERROR, cause), writer, chunk)
         return self._read_stop
 
     # ------------------------------------------------------------------ end of run
@@ -540,9 +658,13 @@ class Coordinator:
                 if remaining is not None and remaining <= 0:
                     break
                 try:
-                    block = reader.read_block(
-                        min(remaining or MAX_CHUNK_ITEMS, MAX_CHUNK_ITEMS), MAX_CHUNK_BYTES
-                    )
+                    n = min(remaining or MAX_CHUNK_ITEMS, MAX_CHUNK_ITEMS)
+                    if self.durable is not None:
+                        index, n = self.durable.before_read(reader, index, n)
+                        self._next_index = index
+                        if max_items and index >= max_items:
+                            break
+                    block = reader.read_block(n, MAX_CHUNK_BYTES)
                 except ItemReaderFailed as exc:
                     self.log.warning("map_run.pending_incomplete", cause=exc.cause)
                     break
@@ -574,6 +696,11 @@ class Coordinator:
         t0: float,
     ) -> MapRunResult:
         job = self.job
+        if self.durable is not None and not self._writer_broken:
+            try:
+                self._journal_tick(force=True)  # the last chunks, before any PENDING record
+            except ResultWriterFailed as exc:
+                stop = stop if stop is not None and stop.kind == "writer" else self._writer_stop(exc)
         cut_short = stop is not None and (stop.kind in ("abort", "worker", "writer") or self.stops.level > 0)
         if cut_short:
             # in-flight chunks are cut short: written as PENDING (and counted ABORTED on abort)
@@ -684,6 +811,8 @@ class Coordinator:
             stats=stats,
         )
         self._report(None, self.counts.total, running=0, final=True)
+        if self.durable is not None:
+            self._journal_end(result)
         self.log.info(
             "map_run.finished",
             status=status,

@@ -1,0 +1,171 @@
+"""Durable runs: the journal a new run starts, and ``resume`` of a run from its directory.
+
+``start_journal`` builds the ``DurableRun`` a fresh ``distmap.run`` keeps (in the result
+directory, or under ``journal.state_dir()`` without a ResultWriter; none for S3 results).
+``resume`` continues a run whose coordinator died, or that was aborted or failed: the config
+snapshot in ``run.json`` says what to run, the journal what is done. It refuses changed input,
+and a run that already SUCCEEDED is left as it is.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from distmap.checkpoint import DurableRun
+from distmap.config.model import MapJob
+from distmap.config.snapshot import job_from_dict, job_to_dict
+from distmap.coordinator import Coordinator, ProgressHook, map_run_identity
+from distmap.errors import ConfigError, ItemReaderFailed, ResultWriterFailed
+from distmap.executors import BACKENDS, make_executor
+from distmap.journal import is_run_dir, new_header, read_header, replay, run_dir_for
+from distmap.readers.identity import identity_change, input_identity
+from distmap.run_state import ItemCounts, MapRunResult
+from distmap.stops import StopRequests
+
+
+def execution_arn(job: MapJob, run_id: str) -> str:
+    """The ARN of the execution a map run belongs to (its ``$$.Execution.Id``)."""
+    _, ident = map_run_identity(job, run_id)
+    parent = ident.state_machine_arn.rsplit("/", 1)[0].replace(":stateMachine:", ":execution:")
+    return f"{parent}:{run_id}"
+
+
+def start_journal(job: MapJob, run_id: str) -> DurableRun | None:
+    """The journal of a new run, or None when its results cannot be journaled (S3)."""
+    dest = job.result_writer.destination if job.result_writer is not None else None
+    run_dir = run_dir_for(dest, run_id)
+    if run_dir is None:
+        return None
+    if dest is None and is_run_dir(run_dir):
+        raise ResultWriterFailed(
+            cause=f"{run_dir} already holds map run {run_id!r}; choose another --run-id, or remove it first"
+        )
+    arn, _ = map_run_identity(job, run_id)
+    header = new_header(run_id, arn, execution_arn(job, run_id), job_to_dict(job), input_identity(job.item_reader))
+    return DurableRun(run_dir, header)
+
+
+def open_run(run_dir: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
+    """A run directory and its header; ConfigError when it is not one."""
+    path = Path(run_dir).resolve()
+    if not is_run_dir(path):
+        raise ConfigError("RUN_DIR", f"{path} is not a map run directory (it has no run.json)")
+    try:
+        return path, read_header(path)
+    except (OSError, ValueError) as exc:
+        raise ConfigError("RUN_DIR", f"cannot read {path / 'run.json'}: {exc}") from None
+
+
+def coordinator_alive(header: dict[str, Any]) -> bool:
+    """Whether the coordinator that wrote ``header`` still runs (on this host; another host's
+    counts as alive)."""
+    pid = header.get("pid")
+    if header.get("status") != "RUNNING" or not pid:
+        return False
+    if header.get("host") != socket.gethostname():
+        return True
+    if pid == os.getpid():
+        return False  # this process: the coordinator died in it (a scripted death in tests)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _same_run(pid, header)
+
+
+def _same_run(pid: int, header: dict[str, Any]) -> bool:
+    """A live pid might have been reused: it is the run's only if its command line names a
+    distmap process (Linux; elsewhere any live pid counts)."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
+    return b"distmap" in cmd or b"python" in cmd
+
+
+def finished_result(header: dict[str, Any], backend: str) -> MapRunResult:
+    """The result a finished run recorded (what ``resume`` returns for it, doing nothing)."""
+    counts = ItemCounts()
+    for key, value in (header.get("itemCounts") or {}).items():
+        attr = {"timedOut": "timed_out", "resultsWritten": "results_written"}.get(key, key)
+        setattr(counts, attr, value)
+    return MapRunResult(
+        status=header["status"],
+        map_run_arn=header["mapRunArn"],
+        run_id=header["runId"],
+        item_counts=counts,
+        start_date=header.get("startDate") or "",
+        stop_date=header.get("stopDate") or "",
+        error=header.get("error"),
+        cause=header.get("cause"),
+        manifest=header.get("manifest"),
+        backend=backend,
+        stats={"nothingToDo": f"the run already {header['status']}"},
+    )
+
+
+def check_input(job: MapJob, header: dict[str, Any]) -> None:
+    """Refuse to continue on an input that is not the one the run started on."""
+    before = header.get("input") or {}
+    change = identity_change(before, input_identity(job.item_reader))
+    if change is not None:
+        raise ItemReaderFailed(
+            cause=f"the input {job.item_reader.source} changed since map run {header['runId']!r} started: "
+            f"{change}; refusing to resume (start a new run instead)"
+        )
+
+
+def resume(
+    run_dir: str | os.PathLike[str],
+    *,
+    backend: str = "local",
+    function: Any = None,
+    progress: ProgressHook | None = None,
+    handle_signals: bool = True,
+    mask_causes: bool = True,
+    stops: StopRequests | None = None,
+    **executor_options: Any,
+) -> MapRunResult:
+    """Continue the map run in ``run_dir`` (``<Destination>/<run-id>/``).
+
+    Done chunks are neither run nor read again (the reader seeks past them); the result files
+    end up holding every item exactly once. A run that SUCCEEDED is returned as it is.
+    ``function`` gives the item function again when the run was started with a callable that
+    cannot be imported by name.
+
+    Raises:
+        ConfigError: ``run_dir`` is not a run directory, or its coordinator is still running.
+        ItemReaderFailed: the input changed since the run started.
+    """
+    path, header = open_run(run_dir)
+    if header.get("status") == "SUCCEEDED":
+        return finished_result(header, backend)
+    if coordinator_alive(header):
+        raise ConfigError(
+            "RUN_DIR", f"map run {header['runId']!r} is still running (pid {header['pid']} on {header['host']})"
+        )
+    try:
+        job = job_from_dict(header["job"], function)
+    except ValueError as exc:
+        raise ConfigError("function", str(exc)) from None
+    if backend not in BACKENDS:
+        raise ConfigError("backend", f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+    check_input(job, header)
+    done = replay(path)
+    header.update(status="RUNNING", stopDate=None, error=None, cause=None, pid=os.getpid(), host=socket.gethostname())
+    durable = DurableRun(path, header, done)
+    return Coordinator(
+        job,
+        make_executor(backend, **executor_options),
+        run_id=header["runId"],
+        progress=progress,
+        handle_signals=handle_signals,
+        mask_causes=mask_causes,
+        stops=stops,
+        durable=durable,
+    ).run()
