@@ -17,6 +17,7 @@ from typing import Any
 from distmap.checkpoint import DurableRun
 from distmap.config.model import MapJob
 from distmap.config.snapshot import job_from_dict, job_to_dict
+from distmap.contract import MAX_CHUNK_ITEMS
 from distmap.coordinator import Coordinator, ProgressHook, map_run_identity
 from distmap.errors import ConfigError, ItemReaderFailed, ResultWriterFailed
 from distmap.executors import BACKENDS, make_executor
@@ -129,6 +130,7 @@ def resume(
     handle_signals: bool = True,
     mask_causes: bool = True,
     stops: StopRequests | None = None,
+    max_chunk_items: int = MAX_CHUNK_ITEMS,
     **executor_options: Any,
 ) -> MapRunResult:
     """Continue the map run in ``run_dir`` (``<Destination>/<run-id>/``).
@@ -168,4 +170,5 @@ def resume(
         mask_causes=mask_causes,
         stops=stops,
         durable=durable,
+        max_chunk_items=max_chunk_items,
     ).run()
