@@ -207,6 +207,10 @@ class Coordinator:
         self._read_stop: _Stop | None = None
         self._known_total: int | None = None
         """The input's item count from a resumed run's journal."""
+        self._read_until: int | None = None
+        """Items dispatched when malformed data was found: no item from there on is read (kept
+        in the journal, so a resumed run reads no further either)."""
+        self._resumed_read_stop: _Stop | None = None
         self._writer_broken = False
         self._cut_short: set[int] = set()
         """``id()`` of the chunks that were running when the run was aborted."""
@@ -232,6 +236,10 @@ class Coordinator:
         self.counts.timed_out = c.get("timedOut", 0)
         self._chunks_done = done.stats.get("chunks", 0)
         self._retries = done.stats.get("retries", 0)
+        self._unread = done.stats.get("unread", 0)
+        if done.stats.get("readError"):
+            self._read_until = done.stats["readUntil"]
+            self._resumed_read_stop = _Stop("reader", "States.ItemReaderFailed", done.stats["readError"])
         self._next_index = self.durable.start(reader)
         self._sync_total()
         self.log.info("map_run.resumed", done_items=done.done_items, watermark=done.watermark)
@@ -241,7 +249,10 @@ class Coordinator:
         if self.durable is None:
             return
         c = self.counts.to_dict()
-        stats = {"chunks": self._chunks_done, "retries": self._retries}
+        stats: dict[str, Any] = {"chunks": self._chunks_done, "retries": self._retries, "unread": self._unread}
+        read_stop = self._read_stop or self._resumed_read_stop
+        if read_stop is not None and self._read_until is not None:
+            stats.update(readError=read_stop.cause, readUntil=self._read_until)
         checkpoint = self.durable.checkpoint
         if checkpoint is not None and checkpoint.total is None:
             if self._known_total is not None:
@@ -268,6 +279,11 @@ class Coordinator:
         except ResultWriterFailed as exc:
             self.log.warning("map_run.journal_not_written", cause=exc.cause)
         self.durable.journal.close()
+
+    def _remaining(self, max_items: int, index: int) -> int | None:
+        """Items that may still be read from ``index`` (None: up to the input's end)."""
+        limits = [x - index for x in (max_items or None, self._read_until) if x is not None]
+        return min(limits) if limits else None
 
     def _below_cap(self) -> bool:
         if self._cap is None:
@@ -463,7 +479,7 @@ class Coordinator:
                     continue
                 if self._reader_done:
                     break
-                remaining = (max_items - self._next_index) if max_items else None
+                remaining = self._remaining(max_items, self._next_index)
                 if remaining is not None and remaining <= 0:
                     self._reader_done = True
                     break
@@ -560,6 +576,8 @@ class Coordinator:
         fails with States.ItemReaderFailed (the first such cause is kept)."""
         self._unread += unread
         self._sync_total()
+        if self._read_until is None:
+            self._read_until = self._next_index
         if self._read_stop is None:
             self.log.error("map_run.item_reader_failed", cause=cause)
             self._read_stop = _Stop("reader", "States.ItemReaderFailed", cause)
@@ -654,7 +672,7 @@ class Coordinator:
             max_items = self.job.item_reader.max_items
             while True:
                 self._check_stop()
-                remaining = (max_items - index) if max_items else None
+                remaining = self._remaining(max_items, index)
                 if remaining is not None and remaining <= 0:
                     break
                 try:
@@ -662,7 +680,7 @@ class Coordinator:
                     if self.durable is not None:
                         index, n = self.durable.before_read(reader, index, n)
                         self._next_index = index
-                        if max_items and index >= max_items:
+                        if (rest := self._remaining(max_items, index)) is not None and rest <= 0:
                             break
                     block = reader.read_block(n, MAX_CHUNK_BYTES)
                 except ItemReaderFailed as exc:
@@ -701,6 +719,7 @@ class Coordinator:
                 self._journal_tick(force=True)  # the last chunks, before any PENDING record
             except ResultWriterFailed as exc:
                 stop = stop if stop is not None and stop.kind == "writer" else self._writer_stop(exc)
+        stop = stop or self._resumed_read_stop
         cut_short = stop is not None and (stop.kind in ("abort", "worker", "writer") or self.stops.level > 0)
         if cut_short:
             # in-flight chunks are cut short: written as PENDING (and counted ABORTED on abort)
