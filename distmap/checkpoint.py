@@ -16,6 +16,7 @@ read that drops its items). Finished items are never run again, and with a seeka
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Any
 
 from distmap.contract import MAX_CHUNK_ITEMS
@@ -83,28 +84,29 @@ class ResumeCursor:
     """Skips a reader over the items a journal says are done."""
 
     def __init__(self, done: Replay) -> None:
-        self.done = done
-        self.starts = sorted(done.above)
+        self.watermark, self.anchor = done.watermark, done.anchor
+        self.above = dict(done.above)  # the run's checkpoint moves ``done`` on from here
+        self.starts = deque(sorted(self.above))
 
     def start(self, reader: BlockReader) -> int:
         """Position ``reader`` at the watermark; returns it (the next item's index)."""
-        index, token = self.done.anchor
+        index, token = self.anchor
         if token is None or not reader_seek(reader, token):
             index = 0
-        drop(reader, self.done.watermark - index)
-        return self.done.watermark
+        drop(reader, self.watermark - index)
+        return self.watermark
 
     def limit(self, index: int) -> int | None:
         """How many items may be read from ``index`` before the next done range (None: no limit)."""
         while self.starts and self.starts[0] < index:
-            self.starts.pop(0)
+            self.starts.popleft()
         return self.starts[0] - index if self.starts else None
 
     def skip(self, reader: BlockReader, index: int) -> int:
         """At a done range's start: move past it; returns the next index."""
         while self.starts and self.starts[0] == index:
-            self.starts.pop(0)
-            count, end = self.done.above[index]
+            self.starts.popleft()
+            count, end = self.above.pop(index)
             if end is None or not reader_seek(reader, end):
                 drop(reader, count)
             index += count
@@ -154,7 +156,9 @@ class DurableRun:
         gap = self.cursor.limit(index)
         return index, n if gap is None else max(1, min(n, gap))
 
-    def tick(self, counts: dict[str, int], stats: dict[str, Any], *, force: bool = False) -> dict[str, Any] | None:
+    def tick(
+        self, counts: dict[str, int], stats: dict[str, Any], *, force: bool = False
+    ) -> dict[str, Any] | None:
         """Commit what is done (or a heartbeat); about once a second, the limits asked for by
         ``distmap update`` since the last look (None when none)."""
         assert self.checkpoint is not None

@@ -181,6 +181,10 @@ class Coordinator:
         self.executor = executor
         self.run_id = run_id or str(uuid.uuid4())
         self.map_run_arn, self.identity = map_run_identity(job, self.run_id)
+        if durable is not None and durable.header.get("redriveCount"):
+            from dataclasses import replace
+
+            self.identity = replace(self.identity, redrive_count=durable.header["redriveCount"])
         self.progress = progress
         self.cores = cores
         self.handle_signals = handle_signals
@@ -249,6 +253,7 @@ class Coordinator:
         if self.durable is None:
             return
         c = self.counts.to_dict()
+        c["running"] = sum(ch.block.count for ch in self.executor.outstanding())
         stats: dict[str, Any] = {"chunks": self._chunks_done, "retries": self._retries, "unread": self._unread}
         read_stop = self._read_stop or self._resumed_read_stop
         if read_stop is not None and self._read_until is not None:

@@ -63,7 +63,7 @@ def run_dir_for(destination: str | None, run_id: str) -> Path | None:
     return Path(destination).resolve() / run_id
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "wb") as fh:
         fh.write(data)
@@ -92,7 +92,9 @@ class RunJournal:
         self._update_mtime: int | None = None
 
     def _fail(self, what: str, exc: BaseException) -> ResultWriterFailed:
-        return ResultWriterFailed(cause=f"cannot write the run journal {self.dir / what}: {describe_os_error(exc)}")
+        return ResultWriterFailed(
+            cause=f"cannot write the run journal {self.dir / what}: {describe_os_error(exc)}"
+        )
 
     def open(self, *, resume: bool = False) -> None:
         try:
@@ -110,7 +112,7 @@ class RunJournal:
     def write_header(self, **changes: Any) -> None:
         self.header.update(changes)
         try:
-            _atomic_write(self.dir / HEADER, orjson.dumps(self.header, option=orjson.OPT_INDENT_2))
+            atomic_write(self.dir / HEADER, orjson.dumps(self.header, option=orjson.OPT_INDENT_2))
         except OSError as exc:
             raise self._fail(HEADER, exc) from None
 
@@ -257,10 +259,20 @@ class Replay:
         return self.watermark + sum(n for n, _ in self.above.values())
 
 
+def redrive_state(line: dict[str, Any]) -> Replay:
+    """The state a redrive starts from: everything but the items it reruns is done."""
+    state = Replay(counts=dict(line["c"]), writer=dict(line["w"]), closed=list(line["f"]), total=line.get("total"))
+    for first, count in line["done"]:
+        state.commit(first, count, None, None)
+    return state
+
+
 def replay(run_dir: Path) -> Replay:
     state = Replay()
     for line in lines(run_dir):
         kind = line.get("t")
+        if kind == "redrive":
+            state = redrive_state(line)
         if kind == "c":
             for first, count, start, end in line["r"]:
                 state.commit(first, count, start, end)

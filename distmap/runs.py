@@ -14,6 +14,8 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from distmap.checkpoint import DurableRun
 from distmap.config.model import MapJob
 from distmap.config.snapshot import job_from_dict, job_to_dict
@@ -21,8 +23,9 @@ from distmap.contract import MAX_CHUNK_ITEMS
 from distmap.coordinator import Coordinator, ProgressHook, map_run_identity
 from distmap.errors import ConfigError, ItemReaderFailed, ResultWriterFailed
 from distmap.executors import BACKENDS, make_executor
-from distmap.journal import is_run_dir, new_header, read_header, replay, run_dir_for
+from distmap.journal import RunJournal, is_run_dir, new_header, read_header, replay, run_dir_for
 from distmap.readers.identity import identity_change, input_identity
+from distmap.records import iso_now
 from distmap.run_state import ItemCounts, MapRunResult
 from distmap.stops import StopRequests
 
@@ -45,7 +48,9 @@ def start_journal(job: MapJob, run_id: str) -> DurableRun | None:
             cause=f"{run_dir} already holds map run {run_id!r}; choose another --run-id, or remove it first"
         )
     arn, _ = map_run_identity(job, run_id)
-    header = new_header(run_id, arn, execution_arn(job, run_id), job_to_dict(job), input_identity(job.item_reader))
+    header = new_header(
+        run_id, arn, execution_arn(job, run_id), job_to_dict(job), input_identity(job.item_reader)
+    )
     return DurableRun(run_dir, header)
 
 
@@ -149,7 +154,8 @@ def resume(
         return finished_result(header, backend)
     if coordinator_alive(header):
         raise ConfigError(
-            "RUN_DIR", f"map run {header['runId']!r} is still running (pid {header['pid']} on {header['host']})"
+            "RUN_DIR",
+            f"map run {header['runId']!r} is still running (pid {header['pid']} on {header['host']})",
         )
     try:
         job = job_from_dict(header["job"], function)
@@ -159,7 +165,9 @@ def resume(
         raise ConfigError("backend", f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
     check_input(job, header)
     done = replay(path)
-    header.update(status="RUNNING", stopDate=None, error=None, cause=None, pid=os.getpid(), host=socket.gethostname())
+    header.update(
+        status="RUNNING", stopDate=None, error=None, cause=None, pid=os.getpid(), host=socket.gethostname()
+    )
     durable = DurableRun(path, header, done)
     return Coordinator(
         job,
@@ -172,3 +180,160 @@ def resume(
         durable=durable,
         max_chunk_items=max_chunk_items,
     ).run()
+
+
+def _rerun_ranges(root: Path, files: list[dict[str, Any]], batched: bool) -> tuple[list[list[int]], int]:
+    """The item ranges the records of ``files`` cover (sorted, merged), and how many records."""
+    marks: list[tuple[int, int]] = []
+    n = 0
+    for f in files:
+        raw = (root / f["Key"]).read_bytes()
+        recs = (
+            orjson.loads(raw)
+            if raw.lstrip().startswith(b"[")
+            else [orjson.loads(x) for x in raw.splitlines() if x.strip()]
+        )
+        for rec in recs:
+            index = int(rec["Name"].rsplit("-", 1)[1].split(":", 1)[0])
+            count = len(orjson.loads(rec["Input"]).get("Items", [None])) if batched else 1
+            marks.append((index, count))
+            n += 1
+    marks.sort()
+    merged: list[list[int]] = []
+    for first, count in marks:
+        if merged and merged[-1][0] + merged[-1][1] >= first:
+            merged[-1][1] = max(merged[-1][1], first + count - merged[-1][0])
+        else:
+            merged.append([first, count])
+    return merged, n
+
+
+def _complement(ranges: list[list[int]], total: int) -> list[list[int]]:
+    out, at = [], 0
+    for first, count in ranges:
+        if first > at:
+            out.append([at, first - at])
+        at = max(at, first + count)
+    if total > at:
+        out.append([at, total - at])
+    return out
+
+
+def _file_number(key: str) -> int:
+    return int(key.rsplit("_", 1)[1].split(".", 1)[0])
+
+
+def redrive(
+    run_dir: str | os.PathLike[str],
+    *,
+    backend: str = "local",
+    function: Any = None,
+    progress: ProgressHook | None = None,
+    handle_signals: bool = True,
+    mask_causes: bool = True,
+    stops: StopRequests | None = None,
+    max_chunk_items: int = MAX_CHUNK_ITEMS,
+    **executor_options: Any,
+) -> MapRunResult:
+    """Run again only the FAILED, timed-out and PENDING items of a finished map run (AWS's
+    redrive of a Map Run). The run's ``redriveCount`` goes up by one, its records of the items
+    run again carry it as ``RedriveCount``, and the manifest is rewritten: the SUCCEEDED files
+    of before plus the new ones, and new FAILED / PENDING files in place of the old (removed).
+
+    Raises:
+        ConfigError: the run SUCCEEDED or is RUNNING, or has no manifest to redrive from.
+        ItemReaderFailed: the input changed since the run started.
+    """
+    path, header = open_run(run_dir)
+    status, run_id = header.get("status"), header["runId"]
+    if status == "SUCCEEDED":
+        raise ConfigError(
+            "RUN_DIR", f"map run {run_id!r} SUCCEEDED: only a FAILED or ABORTED run can be redriven"
+        )
+    if status == "RUNNING":
+        hint = (
+            "still running"
+            if coordinator_alive(header)
+            else "its coordinator died: `distmap resume` it first"
+        )
+        raise ConfigError("RUN_DIR", f"map run {run_id!r} is RUNNING ({hint})")
+    manifest = header.get("manifest")
+    if not manifest or not Path(manifest).exists():
+        raise ConfigError(
+            "RUN_DIR",
+            f"map run {run_id!r} has no manifest (its results were not all written): `distmap resume` it",
+        )
+    try:
+        job = job_from_dict(header["job"], function)
+    except ValueError as exc:
+        raise ConfigError("function", str(exc)) from None
+    check_input(job, header)
+    m = orjson.loads(Path(manifest).read_bytes())
+    root = Path(m["DestinationBucket"])
+    files = m["ResultFiles"]
+    rerun, _ = _rerun_ranges(root, files["FAILED"] + files["PENDING"], job.item_batcher is not None)
+    counts = header["itemCounts"]
+    total = int(counts["total"])
+    succeeded_files = files["SUCCEEDED"]
+    stored = max(0, int(counts.get("resultsWritten", 0)) - _failed_in(files["FAILED"], root))
+    closed = [
+        ["SUCCEEDED", f["Key"], f["Size"], stored if k == 0 else 0] for k, f in enumerate(succeeded_files)
+    ]
+    marker = {
+        "t": "redrive",
+        "n": int(header.get("redriveCount") or 0) + 1,
+        "done": _complement(rerun, total),
+        "c": {"succeeded": counts["succeeded"], "resultsWritten": stored},
+        "w": {
+            "next": {
+                "SUCCEEDED": max((_file_number(f["Key"]) + 1 for f in succeeded_files), default=0),
+                "FAILED": 0,
+            },
+            "open": {},
+        },
+        "f": closed,
+        "total": total,
+    }
+    rerun_items = sum(c for _, c in rerun)
+    header.update(
+        status="RUNNING",
+        stopDate=None,
+        error=None,
+        cause=None,
+        manifest=None,
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        redriveCount=marker["n"],
+        redriveDate=iso_now(),
+        pendingRedrive=rerun_items,
+        redriveBase=counts["succeeded"],
+    )
+    journal = RunJournal(path, header)
+    journal.open(resume=True)
+    journal.append(marker)
+    journal.close()
+    durable = DurableRun(path, header, replay(path))
+    return Coordinator(
+        job,
+        make_executor(backend, **executor_options),
+        run_id=run_id,
+        progress=progress,
+        handle_signals=handle_signals,
+        mask_causes=mask_causes,
+        stops=stops,
+        durable=durable,
+        max_chunk_items=max_chunk_items,
+    ).run()
+
+
+def _failed_in(files: list[dict[str, Any]], root: Path) -> int:
+    """Records in the FAILED files (results written that a redrive replaces)."""
+    n = 0
+    for f in files:
+        raw = (root / f["Key"]).read_bytes()
+        n += (
+            len(orjson.loads(raw))
+            if raw.lstrip().startswith(b"[")
+            else sum(1 for x in raw.splitlines() if x.strip())
+        )
+    return n

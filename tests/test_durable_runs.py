@@ -253,3 +253,112 @@ def test_a_run_without_result_writer_journals_under_the_state_dir(tmp_path, monk
     res = resume(tmp_path / "state" / RUN, backend="inline", handle_signals=False, max_chunk_items=40)
     c = res.item_counts
     assert (res.status, c.succeeded, c.failed, c.total) == ("SUCCEEDED", 1800, 200, 2000)
+
+
+# ----------------------------------------------------------------------------- redrive
+FLAKY = {"fail": True}
+
+
+def flaky(item: dict[str, Any]) -> dict[str, Any]:
+    """Items whose id ends in 3 fail while FLAKY["fail"] is set (a downstream outage)."""
+    i = int(item["id"])
+    CALLS.append(i)
+    if FLAKY["fail"] and i % 10 == 3:
+        raise ConnectionError(f"item {i}: service unavailable")
+    return {"id": i}
+
+
+def test_redrive_reruns_only_failed_and_pending_items_with_aws_redrive_fields(tmp_path):
+    """A run FAILED by its threshold (failed items, the rest PENDING) is redriven once the outage
+    is over: only the FAILED and PENDING items run again; their records carry RedriveCount 1;
+    the manifest is rewritten (no FAILED / PENDING files left, every item once across files);
+    describe reports redriveCount 1 and a redriveDate."""
+    from distmap.describe import describe
+    from distmap.runs import redrive
+
+    n = 3000
+    write_jsonl(tmp_path / "in.jsonl", n)
+    spec = job_spec(tmp_path / "in.jsonl", tmp_path / "out", ToleratedFailureCount=150)
+    spec["ItemProcessor"]["Function"] = "test_durable_runs:flaky"
+    del spec["ToleratedFailurePercentage"]
+    FLAKY["fail"] = True
+    first = fresh(spec, window=2)
+    assert first.status == "FAILED" and first.error == "States.ExceedToleratedFailureThreshold"
+    before = records(first.manifest)
+    assert before["PENDING"] and before["FAILED"]
+    rerun = {int(json.loads(r["Input"])["id"]) for s in ("FAILED", "PENDING") for r in before[s]}
+    FLAKY["fail"] = False
+    CALLS.clear()
+    res = redrive(tmp_path / "out" / RUN, backend="inline", handle_signals=False, max_chunk_items=40)
+    assert res.status == "SUCCEEDED", res.cause
+    assert sorted(CALLS) == sorted(rerun), "only the FAILED and PENDING items ran again"
+    after = records(res.manifest)
+    assert after["FAILED"] == [] and after["PENDING"] == []
+    ids = [int(json.loads(r["Input"])["id"]) for rs in after.values() for r in rs]
+    assert sorted(ids) == list(range(n)), "no item twice across files"
+    redriven = [r for r in after["SUCCEEDED"] if int(json.loads(r["Input"])["id"]) in rerun]
+    kept = [r for r in after["SUCCEEDED"] if int(json.loads(r["Input"])["id"]) not in rerun]
+    assert {r["RedriveCount"] for r in redriven} == {1} and {r["RedriveCount"] for r in kept} == {0}
+    assert {r["RedriveStatus"] for r in after["SUCCEEDED"]} == {"NOT_REDRIVABLE"}
+    c = res.item_counts
+    assert (c.succeeded, c.failed, c.pending, c.total, c.results_written) == (n, 0, 0, n, n)
+    d = describe(tmp_path / "out" / RUN)
+    assert d["status"] == "SUCCEEDED" and d["redriveCount"] == 1 and d["redriveDate"]
+    assert d["itemCounts"]["succeeded"] == n
+
+
+def test_a_redrive_whose_items_fail_again_keeps_them_redrivable(tmp_path):
+    """Items still failing on redrive are in new FAILED files with RedriveCount 1 and
+    RedriveStatus REDRIVABLE; a second redrive counts 2."""
+    from distmap.runs import redrive
+
+    write_jsonl(tmp_path / "in.jsonl", 1000)
+    spec = job_spec(tmp_path / "in.jsonl", tmp_path / "out", ToleratedFailureCount=0)
+    spec["ItemProcessor"]["Function"] = "test_durable_runs:flaky"
+    del spec["ToleratedFailurePercentage"]
+    FLAKY["fail"] = True
+    assert fresh(spec).status == "FAILED"
+    res = redrive(tmp_path / "out" / RUN, backend="inline", handle_signals=False, max_chunk_items=40)
+    assert res.status == "FAILED"
+    got = records(res.manifest)
+    assert got["FAILED"] and {(r["RedriveCount"], r["RedriveStatus"]) for r in got["FAILED"]} == {(1, "REDRIVABLE")}
+    ids = [int(json.loads(r["Input"])["id"]) for rs in got.values() for r in rs]
+    assert sorted(ids) == list(range(1000))
+    FLAKY["fail"] = False
+    res2 = redrive(tmp_path / "out" / RUN, backend="inline", handle_signals=False, max_chunk_items=40)
+    assert res2.status == "SUCCEEDED"
+    assert json.loads((tmp_path / "out" / RUN / "run.json").read_text())["redriveCount"] == 2
+
+
+def test_redrive_refuses_a_succeeded_run(tmp_path):
+    """Only FAILED or ABORTED runs can be redriven, as on AWS."""
+    from distmap.errors import ConfigError
+    from distmap.runs import redrive
+
+    write_jsonl(tmp_path / "in.jsonl", 100)
+    fresh(job_spec(tmp_path / "in.jsonl", tmp_path / "out"))
+    with pytest.raises(ConfigError, match="SUCCEEDED: only a FAILED or ABORTED run can be redriven"):
+        redrive(tmp_path / "out" / RUN, backend="inline")
+
+
+def test_a_redrive_that_dies_is_resumed_to_the_same_end(tmp_path):
+    """The coordinator dies during a redrive; ``resume`` finishes the redrive: every item once."""
+    from distmap.runs import redrive
+
+    n = 3000
+    write_jsonl(tmp_path / "in.jsonl", n)
+    spec = job_spec(tmp_path / "in.jsonl", tmp_path / "out", ToleratedFailureCount=0)
+    spec["ItemProcessor"]["Function"] = "test_durable_runs:flaky"
+    del spec["ToleratedFailurePercentage"]
+    FLAKY["fail"] = True
+    assert fresh(spec, window=4).status == "FAILED"
+    FLAKY["fail"] = False
+    with pytest.raises(CoordinatorDied):
+        redrive(tmp_path / "out" / RUN, backend="inline", handle_signals=False, max_chunk_items=40,
+                die=lambda k: k >= 6)  # fmt: skip
+    res = resume(tmp_path / "out" / RUN, backend="inline", handle_signals=False, max_chunk_items=40)
+    assert res.status == "SUCCEEDED"
+    got = records(res.manifest)
+    ids = [int(json.loads(r["Input"])["id"]) for rs in got.values() for r in rs]
+    assert sorted(ids) == list(range(n))
+    assert res.item_counts.results_written == n
