@@ -215,6 +215,9 @@ class Coordinator:
         """Items dispatched when malformed data was found: no item from there on is read (kept
         in the journal, so a resumed run reads no further either)."""
         self._resumed_read_stop: _Stop | None = None
+        self._count_now = False
+        """An update set a tolerated percentage: count the input's items to decide it early."""
+        self._counter: _Counter | None = None
         self._writer_broken = False
         self._cut_short: set[int] = set()
         """``id()`` of the chunks that were running when the run was aborted."""
@@ -254,7 +257,11 @@ class Coordinator:
             return
         c = self.counts.to_dict()
         c["running"] = sum(ch.block.count for ch in self.executor.outstanding())
-        stats: dict[str, Any] = {"chunks": self._chunks_done, "retries": self._retries, "unread": self._unread}
+        stats: dict[str, Any] = {
+            "chunks": self._chunks_done,
+            "retries": self._retries,
+            "unread": self._unread,
+        }
         read_stop = self._read_stop or self._resumed_read_stop
         if read_stop is not None and self._read_until is not None:
             stats.update(readError=read_stop.cause, readUntil=self._read_until)
@@ -310,6 +317,7 @@ class Coordinator:
             changes["max_concurrency"] = int(update["maxConcurrency"])
         if "toleratedFailurePercentage" in update:
             changes["tolerated_failure_percentage"] = update["toleratedFailurePercentage"]
+            self._count_now = update["toleratedFailurePercentage"] not in (None, 100.0)
         if "toleratedFailureCount" in update:
             changes["tolerated_failure_count"] = update["toleratedFailureCount"]
         self.job = replace(self.job, **changes)
@@ -436,8 +444,9 @@ class Coordinator:
                 self.durable.journal.close()
             raise
         finally:
-            if counter is not None and counter.reader is not None:
-                counter.reader.close()
+            for c in (counter, self._counter):
+                if c is not None and c.reader is not None:
+                    c.reader.close()
         try:
             return self._finish(stop, reader, writer, local, started, t0)
         except StopNow:
@@ -509,7 +518,9 @@ class Coordinator:
                 chunk = Chunk(next_seq, self._next_index, block)
                 if self.durable is not None:
                     assert self.durable.checkpoint is not None
-                    self.durable.checkpoint.read(self._next_index, block.count, start_pos, reader_tell(reader))
+                    self.durable.checkpoint.read(
+                        self._next_index, block.count, start_pos, reader_tell(reader)
+                    )
                 next_seq += 1
                 self._next_index += block.count
                 self._sync_total()
@@ -528,16 +539,24 @@ class Coordinator:
                 if stop is None:
                     failed = self.counts.failed + self.counts.timed_out
                     if exceeds_threshold(
-                        failed, total_known(), job.tolerated_failure_percentage, job.tolerated_failure_count
+                        failed,
+                        total_known(),
+                        self.job.tolerated_failure_percentage,
+                        self.job.tolerated_failure_count,
                     ):
                         stop = self._threshold_stop(failed, total_known())
+            if counter is None and self._count_now and total_known() is None:
+                counter = self._counter = _Counter(self.job)  # an update asked for a percentage
             if counter is not None and counter.total is None:
                 counter.step()
                 self._known_total = counter.total
                 if stop is None and counter.total is not None:
                     failed = self.counts.failed + self.counts.timed_out
                     if exceeds_threshold(
-                        failed, counter.total, job.tolerated_failure_percentage, job.tolerated_failure_count
+                        failed,
+                        counter.total,
+                        self.job.tolerated_failure_percentage,
+                        self.job.tolerated_failure_count,
                     ):
                         stop = self._threshold_stop(failed, counter.total)
             if self.durable is not None:

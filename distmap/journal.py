@@ -261,7 +261,9 @@ class Replay:
 
 def redrive_state(line: dict[str, Any]) -> Replay:
     """The state a redrive starts from: everything but the items it reruns is done."""
-    state = Replay(counts=dict(line["c"]), writer=dict(line["w"]), closed=list(line["f"]), total=line.get("total"))
+    state = Replay(
+        counts=dict(line["c"]), writer=dict(line["w"]), closed=list(line["f"]), total=line.get("total")
+    )
     for first, count in line["done"]:
         state.commit(first, count, None, None)
     return state

@@ -157,7 +157,9 @@ class RecordEncoder:
         self._ok_mid = b'","Output":'
         redrives = b"%d" % ident.redrive_count
         self._ok_tail = (
-            b',"OutputDetails":{"Included":true},"RedriveCount":' + redrives + b',"RedriveStatus":"NOT_REDRIVABLE",'
+            b',"OutputDetails":{"Included":true},"RedriveCount":'
+            + redrives
+            + b',"RedriveStatus":"NOT_REDRIVABLE",'
             b'"RedriveStatusReason":"Execution is SUCCEEDED and cannot be redriven","StartDate":'
         )
         self._fail_mid = b'","Error":'

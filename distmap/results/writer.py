@@ -214,15 +214,19 @@ class _S3Store:
         return _S3File(self.bucket, key)
 
     def reopen(self, key: str, size: int) -> _S3File:
-        raise ResultWriterFailed(cause=f"cannot continue s3://{self.bucket}/{key}: S3 result files are not journaled")
+        raise ResultWriterFailed(
+            cause=f"cannot continue s3://{self.bucket}/{key}: S3 result files are not journaled"
+        )
 
     def remove(self, key: str) -> None:
         s3_client().delete_object(Bucket=self.bucket, Key=key)
 
     def names(self) -> list[str]:
         names: list[str] = []
-        for page in s3_client().get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=f"{self.run_prefix}/"
+        for page in (
+            s3_client()
+            .get_paginator("list_objects_v2")
+            .paginate(Bucket=self.bucket, Prefix=f"{self.run_prefix}/")
         ):
             names.extend(o["Key"][len(self.run_prefix) + 1 :] for o in page.get("Contents", []))
         return names
