@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from faults import ROOT, TESTS, trials
 
 from distmap.contract import MAX_CHUNK_ITEMS
@@ -80,17 +81,29 @@ def test_sigkill_at_random_moments_then_resume_gives_exactly_once_results(tmp_pa
     """SIGKILL the coordinator at random moments (the first run, then each resume); a last resume
     ends the run: each item once in the files, the records of an uninterrupted run, counts equal
     to the files, and at most a window of items run again after each kill."""
+    _kill_and_resume(tmp_path, [], trials(3))
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_sigkill_and_resume_on_the_ray_backend_gives_exactly_once_results(tmp_path):
+    """The same on ``--backend ray`` (each attempt starts its own local cluster, which dies with
+    its coordinator): at least 5 kill points."""
+    _kill_and_resume(tmp_path, ["--backend", "ray", "--num-cpus", "2"], max(5, trials(5)))
+
+
+def _kill_and_resume(tmp_path: Path, backend: list[str], kills: int) -> None:
     rng = random.Random(int(os.environ.get("DISTMAP_FAULT_SEED", "16")))
     (tmp_path / "in.jsonl").write_text("".join(json.dumps({"id": i}) + "\n" for i in range(N)))
     (tmp_path / "whole.yaml").write_text(JOB % "whole")
     (tmp_path / "job.yaml").write_text(JOB % "out")
-    ref = _start(["run", "whole.yaml", "--run-id", "r"], tmp_path, tmp_path / "calls-ref")
+    ref = _start(["run", "whole.yaml", "--run-id", "r", *backend], tmp_path, tmp_path / "calls-ref")
     _, err = ref.communicate(timeout=120)
     assert ref.returncode == 0, err.decode()[-2000:]
 
     window = (os.cpu_count() or 1) * 2 * MAX_CHUNK_ITEMS  # workers x chunks per worker x largest chunk
     run_dir = tmp_path / "out" / "r"
-    kills = trials(3)
     # kill points: random amounts of finished work, each plus a random delay, so a kill lands
     # anywhere in the coordinator's loop (reading, writing, between a write and its journal line)
     targets = sorted(rng.sample(range(1, N - N // 20), kills))
@@ -101,16 +114,16 @@ def test_sigkill_at_random_moments_then_resume_gives_exactly_once_results(tmp_pa
         attempts.append(calls)
         started = (run_dir / "run.json").exists()
         args = ["resume", str(run_dir)] if started else ["run", "job.yaml", "--run-id", "r"]
-        proc = _start(args, tmp_path, calls)
+        proc = _start([*args, *backend], tmp_path, calls)
         while proc.poll() is None and _done(run_dir) < target:
             time.sleep(0.005)
         time.sleep(rng.uniform(0, 0.05))
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)  # the coordinator only: its workers die with it
             killed += 1
-        proc.communicate(timeout=60)
+        proc.communicate(timeout=120)
     attempts.append(tmp_path / "calls-final")
-    fin = _start(["resume", str(run_dir)], tmp_path, attempts[-1])
+    fin = _start(["resume", str(run_dir), *backend], tmp_path, attempts[-1])
     out, err = fin.communicate(timeout=120)
     assert fin.returncode == 0, err.decode()[-2000:]
     summary: dict[str, Any] = json.loads(out)
