@@ -75,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     r.add_argument("--no-progress", action="store_true", help="no live progress bar")
     r.add_argument("--no-mask-causes", action="store_true", help=_NO_MASK_HELP)
+    r.add_argument(
+        "--no-journal", action="store_true", help="keep no run journal (the run cannot be resumed or described)"
+    )
     e = sub.add_parser("execute", help="run a whole Step Functions state machine (ASL definition)")
     e.add_argument("definition", help="the state machine definition (JSON or YAML file)")
     e.add_argument("--input", default="{}", help="the execution input: JSON text, or @file (default {})")
@@ -178,6 +181,7 @@ def _run_job(args: argparse.Namespace, stops: StopRequests) -> tuple[int, str | 
                 progress=progress,
                 mask_causes=not args.no_mask_causes,
                 stops=stops,
+                journal=not args.no_journal,
                 **options,
             )
     except ConfigError as exc:

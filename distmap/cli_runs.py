@@ -67,16 +67,16 @@ def continue_run(args: argparse.Namespace, **options: Any) -> Any:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from distmap.describe import describe, list_runs, update
+    from distmap.describe import describe_map_run, list_map_runs, update_map_run
 
     try:
         if args.command == "describe":
-            print(json.dumps(describe(args.run_dir), indent=2))
+            print(json.dumps(describe_map_run(args.run_dir), indent=2))
         elif args.command == "list":
-            runs = list_runs(args.destination)
+            runs = list_map_runs(args.destination)
             print(json.dumps({"mapRuns": runs}, indent=2) if args.json else _table(runs))
         else:
-            change = update(
+            change = update_map_run(
                 args.run_dir,
                 max_concurrency=args.max_concurrency,
                 tolerated_failure_percentage=args.tolerated_failure_percentage,

@@ -53,7 +53,7 @@ def _execution_counts(items: dict[str, int], batch: int) -> dict[str, int]:
     return {k: -(-v // batch) for k, v in items.items()}
 
 
-def describe(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+def describe_map_run(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """The DescribeMapRun response for the run in ``run_dir``."""
     path, header = open_run(run_dir)
     job = header["job"]
@@ -82,7 +82,7 @@ def describe(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     return out
 
 
-def list_runs(destination: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+def list_map_runs(destination: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
     """The runs under ``destination`` (default: the state directory), newest first."""
     root = Path(destination) if destination is not None else state_dir()
     if not root.is_dir():
@@ -91,7 +91,7 @@ def list_runs(destination: str | os.PathLike[str] | None = None) -> list[dict[st
     for child in root.iterdir():
         if child.is_dir() and is_run_dir(child):
             try:
-                d = describe(child)
+                d = describe_map_run(child)
             except (ConfigError, OSError, ValueError, KeyError):
                 continue
             runs.append(
@@ -110,7 +110,7 @@ def list_runs(destination: str | os.PathLike[str] | None = None) -> list[dict[st
     return runs
 
 
-def update(
+def update_map_run(
     run_dir: str | os.PathLike[str],
     *,
     max_concurrency: int | None = None,

@@ -273,7 +273,7 @@ def test_redrive_reruns_only_failed_and_pending_items_with_aws_redrive_fields(tm
     is over: only the FAILED and PENDING items run again; their records carry RedriveCount 1;
     the manifest is rewritten (no FAILED / PENDING files left, every item once across files);
     describe reports redriveCount 1 and a redriveDate."""
-    from distmap.describe import describe
+    from distmap.describe import describe_map_run as describe
     from distmap.runs import redrive
 
     n = 3000

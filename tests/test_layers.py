@@ -27,8 +27,10 @@ LAYERS: list[set[str]] = [
     {"checkpoint"},
     {"coordinator", "progress"},
     {"runs"},
+    {"describe"},
     {"asl"},
     {"api"},
+    {"cli_runs"},
     {"cli"},
     {"__main__", "__init__"},
 ]

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from faults import ROOT, TESTS, start
 
-from distmap.describe import describe, list_runs
+from distmap.describe import describe_map_run as describe
+from distmap.describe import list_map_runs as list_runs
 from distmap.journal import last_line
 
 
