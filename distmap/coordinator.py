@@ -559,7 +559,8 @@ class Coordinator:
                         self.job.tolerated_failure_count,
                     ):
                         stop = self._threshold_stop(failed, counter.total)
-            if self.durable is not None:
+            if self.durable is not None and not self._writer_broken:
+                # after a failed write nothing more is committed: the chunks of this turn are redone
                 try:
                     self._journal_tick()
                 except ResultWriterFailed as exc:

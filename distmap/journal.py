@@ -116,14 +116,17 @@ class RunJournal:
         except OSError as exc:
             raise self._fail(HEADER, exc) from None
 
-    def append(self, line: dict[str, Any]) -> None:
-        """Append one line and hand it to the OS; fsync at most every SYNC_SECONDS."""
+    def append(self, line: dict[str, Any], before_sync: Any = None) -> None:
+        """Append one line and hand it to the OS; at most every SYNC_SECONDS, fsync the data the
+        journal covers (``before_sync``) and then the journal."""
         now = time.monotonic()
         line["at"] = round(time.time(), 3)
         try:
             self._fh.write(orjson.dumps(line) + b"\n")
             self._fh.flush()
             if now - self._last_sync >= SYNC_SECONDS:
+                if before_sync is not None:
+                    before_sync()
                 os.fsync(self._fh.fileno())
                 self._last_sync = now
         except OSError as exc:
