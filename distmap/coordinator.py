@@ -22,6 +22,7 @@ from distmap.config.model import MapJob
 from distmap.contract import MAX_CHUNK_ITEMS, Chunk, ChunkResult, RunSpec
 from distmap.errors import ItemReaderFailed, ResultWriterFailed
 from distmap.executors.base import Completed, Crashed, Executor, WorkerInitError
+from distmap.journaled import Journaled
 from distmap.logs import get_logger
 from distmap.memory import tune_allocator
 from distmap.processor import BatchProcessor, runs_async
@@ -155,7 +156,7 @@ class _Stop:
 ProgressHook = Callable[[dict[str, Any]], None]
 
 
-class Coordinator:
+class Coordinator(Journaled):
     """Runs one map run of ``job`` on ``executor``."""
 
     def __init__(
@@ -214,7 +215,8 @@ class Coordinator:
         self._read_until: int | None = None
         """Items dispatched when malformed data was found: no item from there on is read (kept
         in the journal, so a resumed run reads no further either)."""
-        self._resumed_read_stop: _Stop | None = None
+        self._resumed_read_cause: str | None = None
+        """A resumed run's journal says malformed data ended its reading, with this cause."""
         self._count_now = False
         """An update set a tolerated percentage: count the input's items to decide it early."""
         self._counter: _Counter | None = None
@@ -226,105 +228,6 @@ class Coordinator:
         """Stop the run: no new chunks, running ones are cut short, unrun items become PENDING.
         A second request (or ``now``) stops at once without writing the manifest."""
         self.stops.request(now=now)
-
-    @property
-    def _resuming(self) -> bool:
-        return self.durable is not None and self.durable.done is not None
-
-    def _resume_from(self, reader: BlockReader) -> None:
-        """Take a resumed run's counts from its journal and move the reader past its done work."""
-        assert self.durable is not None
-        done = self.durable.done
-        if done is None:
-            return
-        self._known_total = done.total
-        c = done.counts
-        self.counts.succeeded, self.counts.failed = c.get("succeeded", 0), c.get("failed", 0)
-        self.counts.timed_out = c.get("timedOut", 0)
-        self._chunks_done = done.stats.get("chunks", 0)
-        self._retries = done.stats.get("retries", 0)
-        self._unread = done.stats.get("unread", 0)
-        if done.stats.get("readError"):
-            self._read_until = done.stats["readUntil"]
-            self._resumed_read_stop = _Stop("reader", "States.ItemReaderFailed", done.stats["readError"])
-        self._next_index = self.durable.start(reader)
-        self._sync_total()
-        self.log.info("map_run.resumed", done_items=done.done_items, watermark=done.watermark)
-
-    def _journal_tick(self, *, force: bool = False) -> None:
-        """Commit the chunks written since the last turn, and apply ``distmap update`` limits."""
-        if self.durable is None:
-            return
-        c = self.counts.to_dict()
-        c["running"] = sum(ch.block.count for ch in self.executor.outstanding())
-        stats: dict[str, Any] = {
-            "chunks": self._chunks_done,
-            "retries": self._retries,
-            "unread": self._unread,
-        }
-        read_stop = self._read_stop or self._resumed_read_stop
-        if read_stop is not None and self._read_until is not None:
-            stats.update(readError=read_stop.cause, readUntil=self._read_until)
-        checkpoint = self.durable.checkpoint
-        if checkpoint is not None and checkpoint.total is None:
-            if self._known_total is not None:
-                checkpoint.total = self._known_total
-            elif self._reader_done and self._read_stop is None:
-                checkpoint.total = self._next_index
-        update = self.durable.tick(c, stats, force=force)
-        if update:
-            self._apply_update(update)
-
-    def _journal_end(self, result: MapRunResult) -> None:
-        """The run's end in its header (a crash before this leaves it RUNNING: resumable)."""
-        assert self.durable is not None
-        try:
-            self.durable.journal.write_header(
-                status=result.status,
-                stopDate=result.stop_date,
-                error=result.error,
-                cause=result.cause,
-                itemCounts=result.item_counts.to_dict(),
-                manifest=result.manifest,
-                pid=None,
-            )
-        except ResultWriterFailed as exc:
-            self.log.warning("map_run.journal_not_written", cause=exc.cause)
-        self.durable.journal.close()
-
-    def _remaining(self, max_items: int, index: int) -> int | None:
-        """Items that may still be read from ``index`` (None: up to the input's end)."""
-        limits = [x - index for x in (max_items or None, self._read_until) if x is not None]
-        return min(limits) if limits else None
-
-    def _below_cap(self) -> bool:
-        if self._cap is None:
-            return True
-        return sum(c.block.count for c in self.executor.outstanding()) < self._cap
-
-    def _capped(self, n: int) -> int:
-        if self._cap is None:
-            return n
-        return max(1, min(n, self._cap - sum(c.block.count for c in self.executor.outstanding())))
-
-    def _apply_update(self, update: dict[str, Any]) -> None:
-        from dataclasses import replace
-
-        assert self.durable is not None
-        changes: dict[str, Any] = {}
-        if update.get("maxConcurrency") is not None:
-            self._cap = int(update["maxConcurrency"]) or None
-            changes["max_concurrency"] = int(update["maxConcurrency"])
-        if "toleratedFailurePercentage" in update:
-            changes["tolerated_failure_percentage"] = update["toleratedFailurePercentage"]
-            self._count_now = update["toleratedFailurePercentage"] not in (None, 100.0)
-        if "toleratedFailureCount" in update:
-            changes["tolerated_failure_count"] = update["toleratedFailureCount"]
-        self.job = replace(self.job, **changes)
-        header = self.durable.header
-        header["job"].update(changes)
-        self.durable.journal.write_header()
-        self.log.info("map_run.updated", **{k: v for k, v in update.items() if k != "at"})
 
     # ------------------------------------------------------------------ setup
     def _spec(self, reader: BlockReader, writer: ResultWriter | None, lanes: int) -> RunSpec:
@@ -744,7 +647,8 @@ class Coordinator:
                 self._journal_tick(force=True)  # the last chunks, before any PENDING record
             except ResultWriterFailed as exc:
                 stop = stop if stop is not None and stop.kind == "writer" else self._writer_stop(exc)
-        stop = stop or self._resumed_read_stop
+        if stop is None and self._resumed_read_cause is not None:
+            stop = _Stop("reader", "States.ItemReaderFailed", self._resumed_read_cause)
         cut_short = stop is not None and (stop.kind in ("abort", "worker", "writer") or self.stops.level > 0)
         if cut_short:
             # in-flight chunks are cut short: written as PENDING (and counted ABORTED on abort)

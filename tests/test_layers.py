@@ -25,6 +25,7 @@ LAYERS: list[set[str]] = [
     {"processor"},
     {"executors"},
     {"checkpoint"},
+    {"journaled"},
     {"coordinator", "progress"},
     {"runs"},
     {"describe"},
