@@ -62,7 +62,7 @@ class Checkpoint:
             self.writer.flush()  # raises ResultWriterFailed: then nothing is committed
             line["w"] = self.writer.state()
             line["f"] = self.writer.closed_files
-        journal.append(self._extra(line), self.writer.sync if self.writer is not None else None)
+        journal.append(self._extra(line))
         if self.writer is not None:
             self.writer.closed_files = []
         state = self.state

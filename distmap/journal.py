@@ -116,17 +116,16 @@ class RunJournal:
         except OSError as exc:
             raise self._fail(HEADER, exc) from None
 
-    def append(self, line: dict[str, Any], before_sync: Any = None) -> None:
-        """Append one line and hand it to the OS; at most every SYNC_SECONDS, fsync the data the
-        journal covers (``before_sync``) and then the journal."""
+    def append(self, line: dict[str, Any]) -> None:
+        """Append one line and hand it to the OS; fsync the journal at most every SYNC_SECONDS.
+        (The result files are not fsynced here: after a power loss, ``replay`` stops at the
+        first line that claims bytes the files do not hold.)"""
         now = time.monotonic()
         line["at"] = round(time.time(), 3)
         try:
             self._fh.write(orjson.dumps(line) + b"\n")
             self._fh.flush()
             if now - self._last_sync >= SYNC_SECONDS:
-                if before_sync is not None:
-                    before_sync()
                 os.fsync(self._fh.fileno())
                 self._last_sync = now
         except OSError as exc:
@@ -200,17 +199,25 @@ def _cut_torn_tail(path: Path) -> None:
 
 def lines(run_dir: Path) -> Iterator[dict[str, Any]]:
     """The journal's complete lines, in order."""
+    for _, line in _lines_at(run_dir):
+        yield line
+
+
+def _lines_at(run_dir: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(offset of the line's start, line)`` for each complete line."""
     path = run_dir / JOURNAL
     if not path.exists():
         return
     with open(path, "rb") as fh:
+        at = 0
         for raw in fh:
             if not raw.endswith(b"\n"):
                 return  # torn
             try:
-                yield orjson.loads(raw)
+                yield at, orjson.loads(raw)
             except orjson.JSONDecodeError:
                 return
+            at += len(raw)
 
 
 def last_line(run_dir: Path) -> dict[str, Any] | None:
@@ -272,10 +279,48 @@ def redrive_state(line: dict[str, Any]) -> Replay:
     return state
 
 
-def replay(run_dir: Path) -> Replay:
+class _Files:
+    """The sizes of a run directory's result files, to check journal lines against."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.dir = run_dir
+        self.sizes: dict[str, int] = {}
+
+    def size(self, key: str) -> int:
+        name = key.rsplit("/", 1)[-1]
+        if name not in self.sizes:
+            best = -1
+            for candidate in (name, f".{name}.part"):
+                with contextlib.suppress(OSError):
+                    best = max(best, (self.dir / candidate).stat().st_size)
+            self.sizes[name] = best
+        return self.sizes[name]
+
+    def holds(self, line: dict[str, Any]) -> bool:
+        """Whether the files hold every byte the commit line claims."""
+        for _status, key, size, _records in line.get("f") or ():
+            if self.size(key) < size:
+                return False
+        opened = (line.get("w") or {}).get("open") or {}
+        return all(self.size(key) >= size for key, size, _records in opened.values())
+
+
+def replay(run_dir: Path, *, repair: bool = False) -> Replay:
+    """Fold the journal into what is done. A commit line that claims result bytes the files do
+    not hold (the journal reached the disk before its data, across a power loss) ends the replay
+    there; with ``repair`` the journal is cut back to before it, so the resumed run continues
+    from a consistent state."""
     state = Replay()
-    for line in lines(run_dir):
+    files = _Files(run_dir)
+    # a redrive replaced the FAILED / PENDING files: only the lines after it describe the files
+    checked_from = max((at for at, line in _lines_at(run_dir) if line.get("t") == "redrive"), default=0)
+    for at, line in _lines_at(run_dir):
         kind = line.get("t")
+        if kind == "c" and at >= checked_from and not files.holds(line):
+            if repair:
+                with open(run_dir / JOURNAL, "r+b") as fh:
+                    fh.truncate(at)
+            break
         if kind == "redrive":
             state = redrive_state(line)
         if kind == "c":

@@ -164,7 +164,7 @@ def resume(
     if backend not in BACKENDS:
         raise ConfigError("backend", f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
     check_input(job, header)
-    done = replay(path)
+    done = replay(path, repair=True)
     header.update(
         status="RUNNING", stopDate=None, error=None, cause=None, pid=os.getpid(), host=socket.gethostname()
     )
@@ -312,7 +312,7 @@ def redrive(
     journal.open(resume=True)
     journal.append(marker)
     journal.close()
-    durable = DurableRun(path, header, replay(path))
+    durable = DurableRun(path, header, replay(path, repair=True))
     return Coordinator(
         job,
         make_executor(backend, **executor_options),

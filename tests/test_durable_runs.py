@@ -362,3 +362,26 @@ def test_a_redrive_that_dies_is_resumed_to_the_same_end(tmp_path):
     ids = [int(json.loads(r["Input"])["id"]) for rs in got.values() for r in rs]
     assert sorted(ids) == list(range(n))
     assert res.item_counts.results_written == n
+
+
+def test_a_journal_ahead_of_its_result_files_resumes_from_the_last_line_they_hold(tmp_path):
+    """After a power loss the journal may reach the disk before the result bytes it covers: the
+    open result file is cut short here to simulate it. The resume stops its replay at the first
+    line claiming more than the files hold, cuts the journal there, and still ends with every
+    item once."""
+    n = 3000
+    write_jsonl(tmp_path / "in.jsonl", n)
+    spec = job_spec(tmp_path / "in.jsonl", tmp_path / "out")
+    spec["ResultWriter"]["MaxFileBytes"] = 10_000_000  # one open SUCCEEDED file
+    with pytest.raises(CoordinatorDied):
+        fresh(spec, window=2, die=lambda k: k >= 40)
+    run_dir = tmp_path / "out" / RUN
+    part = run_dir / ".SUCCEEDED_0.json.part"
+    lines_before = (run_dir / "journal.jsonl").read_text().count("\n")
+    with open(part, "r+b") as fh:
+        fh.truncate(part.stat().st_size // 2)
+    res = resume(run_dir, backend="inline", handle_signals=False, max_chunk_items=40)
+    assert res.status == "SUCCEEDED", res.cause
+    ids = sorted(int(json.loads(r["Input"])["id"]) for rs in records(res.manifest).values() for r in rs)
+    assert ids == list(range(n))
+    assert lines_before > 2

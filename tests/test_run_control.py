@@ -115,3 +115,31 @@ def test_list_shows_runs_newest_first_and_describe_errors_are_clear(tmp_path):
     assert text.index("/out/b") < text.index("/out/a")
     bad = _cli("describe", str(tmp_path))
     assert bad.returncode == 2 and "is not a map run directory (it has no run.json)" in bad.stderr
+
+
+def test_sigterm_ends_aborted_with_pending_files_and_the_run_stays_resumable(tmp_path):
+    """SIGTERM to ``distmap run``: exit 130, ABORTED, unrun items in PENDING files; ``distmap
+    resume`` then finishes the run (exit 0) with every item once and no PENDING file left."""
+    import signal
+
+    job = _job(tmp_path, 3000, "MaxConcurrency: 4\nToleratedFailurePercentage: 100\n")
+    run = start([str(job), "--run-id", "term"], cwd=tmp_path)
+    run_dir = tmp_path / "out" / "term"
+    _wait_journal(run_dir)
+    run.proc.send_signal(signal.SIGTERM)
+    code, out, err = run.finish(30)
+    summary = json.loads(out)
+    assert code == 130 and summary["status"] == "ABORTED", err[-2000:]
+    assert summary["itemCounts"]["pending"] + summary["itemCounts"]["aborted"] > 0
+    assert json.loads((run_dir / "manifest.json").read_text())["ResultFiles"]["PENDING"]
+    r = _cli("resume", str(run_dir), "--no-progress")
+    assert r.returncode == 0, r.stderr[-2000:]
+    again = json.loads(r.stdout)
+    assert again["status"] == "SUCCEEDED" and again["itemCounts"]["total"] == 3000
+    m = json.loads((run_dir / "manifest.json").read_text())
+    assert m["ResultFiles"]["PENDING"] == []
+    ids = []
+    for files in m["ResultFiles"].values():
+        for f in files:
+            ids += [json.loads(r["Input"])["id"] for r in json.loads((run_dir.parent / f["Key"]).read_text())]
+    assert sorted(ids) == list(range(3000))

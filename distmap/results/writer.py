@@ -67,10 +67,6 @@ class _LocalFile:
     def flush(self) -> None:
         self.fh.flush()
 
-    def sync(self) -> None:
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-
     @classmethod
     def reopen(cls, path: Path, size: int) -> _LocalFile:
         """Continue a result file at ``size``, the bytes a run journal committed: its part file
@@ -114,9 +110,6 @@ class _S3File:
 
     def flush(self) -> None:
         pass  # bytes reach S3 a part at a time
-
-    def sync(self) -> None:
-        pass
 
     def discard(self) -> None:
         """Abort the multipart upload, so no unfinished upload stays behind (raises if S3 refuses)."""
@@ -436,14 +429,6 @@ class ResultWriter:
         for status, cur in list(self._open.items()):
             try:
                 cur.fh.flush()
-            except Exception as exc:
-                raise self._failed_write(status, exc) from None
-
-    def sync(self) -> None:
-        """fsync the open files (before the journal that covers them is fsynced)."""
-        for status, cur in list(self._open.items()):
-            try:
-                cur.fh.sync()
             except Exception as exc:
                 raise self._failed_write(status, exc) from None
 
