@@ -185,7 +185,8 @@ def _run_job(args: argparse.Namespace, stops: StopRequests) -> tuple[int, str | 
                 **options,
             )
     except ConfigError as exc:
-        print(f"distmap: invalid job: {redact(str(exc))}", file=sys.stderr)
+        what = "invalid job" if args.command == "run" else f"cannot {args.command}"
+        print(f"distmap: {what}: {redact(str(exc))}", file=sys.stderr)
         if json_logs:
             problems = [f"{p.field}: {p.reason}" if p.field else p.reason for p in exc.problems or [exc]]
             log.error("map_run.invalid_config", field=exc.field, reason=exc.reason, problems=problems)

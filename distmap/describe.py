@@ -85,6 +85,8 @@ def describe_map_run(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 def list_map_runs(destination: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
     """The runs under ``destination`` (default: the state directory), newest first."""
     root = Path(destination) if destination is not None else state_dir()
+    if destination is None and not root.exists():
+        return []  # no run without a ResultWriter yet
     if not root.is_dir():
         raise ConfigError("DESTINATION", f"{root} is not a directory")
     runs = []
