@@ -29,6 +29,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from math import inf
 from typing import Any
 
 import orjson
@@ -49,6 +50,7 @@ from distmap.batch.selection import ItemSelection, bad_line_cause, count_mismatc
 from distmap.batch.thread_lanes import ThreadLanes
 from distmap.contract import Chunk, ChunkResult, ReadError, RunSpec
 from distmap.dataflow.values import NOT_JSON, NotJson, check_finite
+from distmap.errors import Timeout, classify
 from distmap.imports import load_function
 from distmap.readers.base import block_spec
 from distmap.readers.formats import fast_lines, json_lines
@@ -188,10 +190,16 @@ class BatchProcessor:
             succeeded = compact_record  # SUCCEEDED files hold just the outputs
         else:
             succeeded = self.encoder.records.succeeded_fn()
+        failed = self.encoder.records.failed
         ok: list[bytes] = []
         bad: list[bytes] = []
         counts = [0, 0, 0]  # failed, timed out, retries
         waiting = RetryHeap()
+        # When the earliest waiting retry is due, on the time.time() clock each item's start is read
+        # from: one float comparison per item instead of a heap look-up (the heap's clock is
+        # monotonic; the offset between the two only decides when the heap is looked at).
+        next_due = inf
+        clock_offset = time.time() - time.monotonic()
         deferred: list[Execution] = []
         attempts = self.attempts
         inline = self.inline
@@ -215,19 +223,28 @@ class BatchProcessor:
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:
+                error, cause = classify(exc)
+                timed_out = isinstance(exc, Timeout)
+                if attempts.is_final(error):  # no Retry or Catch for it: the record, at once
+                    bad.append(failed(index, line.strip(), error, cause, start, now(), timed_out=timed_out))
+                    counts[1 if timed_out else 0] += 1
+                    index += 1
+                    continue
                 ex = Execution(index, 1, value, line.strip(), start=start)
-                delay = attempts.after_exception(ex, exc)
+                delay = attempts.after_failure(ex, error, cause, timed_out)
                 if delay is None:
                     ex.stop = now()
                     self._collect(ex, ok, bad, counts)
                 else:
                     waiting.push(ex, delay)
                     deferred.append(ex)
+                    next_due = waiting.due() + clock_offset
                 index += 1
                 continue
             finally:
-                if waiting:
+                if start >= next_due:
                     inline.run_due(waiting, block=False)
+                    next_due = waiting.due() + clock_offset if waiting else inf
             stop = now()
             try:
                 out_json = dumps(out)

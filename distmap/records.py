@@ -244,9 +244,11 @@ class RecordEncoder:
         d = self.dates
         if self.mask_cause is not None:
             cause = self.mask_cause(cause)
+        name = b"%s%010d" % (self._name_prefix, index)
+        arn = name if self._express is None else b"%s:%s%012x" % (name, self._express, index)
         return b"".join((
-            *self._head(index, input_json),
-            self._fail_mid, quote(error), b',"Cause":', quote(cause), self._fail_tail,
+            self._arn, arn, b'","Input":', _dumps(input_json.decode()), self._after_input, name,
+            self._fail_mid, _dumps(error), b',"Cause":', _dumps(cause), self._fail_tail,
             d(start), self._sm_timed_out if timed_out else self._sm_fail, d(stop), b"}",
         ))  # fmt: skip
 

@@ -45,6 +45,8 @@ class RetryPolicy:
     def __init__(self, retriers: tuple[RetrierConfig, ...]) -> None:
         self.retriers = retriers
         self._waits = [_wait_strategy(r) for r in retriers]
+        # Without jitter a retrier's n-th wait is always the same: asked of tenacity once.
+        self._fixed: dict[tuple[int, int], float] = {}
 
     def __bool__(self) -> bool:
         return bool(self.retriers)
@@ -60,7 +62,13 @@ class RetryPolicy:
                 if used >= r.max_attempts:
                     return None
                 state.retries[i] = used + 1
-                call_state = tenacity.RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
-                call_state.attempt_number = used + 1
-                return float(self._waits[i](call_state))
+                key = (i, used)
+                delay = self._fixed.get(key)
+                if delay is None:
+                    call_state = tenacity.RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+                    call_state.attempt_number = used + 1
+                    delay = float(self._waits[i](call_state))
+                    if r.jitter_strategy != "FULL":
+                        self._fixed[key] = delay
+                return delay
         return None

@@ -207,3 +207,26 @@ def raise_unprintable(item: dict[str, Any]) -> Any:
     if item.get("bad"):
         raise UnprintableError()
     return item
+
+
+def by_kind(item: dict[str, Any]) -> Any:
+    """An outcome chosen by ``item['kind']``: "ok" echoes; "fail" raises ValueError; "caught"
+    raises KeyError (a test's Catch takes it); "timeout" raises ``errors.Timeout``; "retry"
+    fails its first attempt (CountingFailure) and then succeeds; "nan" returns NaN; "object"
+    returns a value that is not JSON."""
+    kind = item["kind"]
+    if kind == "fail":
+        raise ValueError(f"item {item['id']} fails")
+    if kind == "caught":
+        raise KeyError(item["id"])
+    if kind == "timeout":
+        from distmap.errors import Timeout
+
+        raise Timeout("States.Timeout", f"item {item['id']} ran out of time")
+    if kind == "retry":
+        return fail_first_n({"id": ("by_kind", item["id"]), "fails": 1})
+    if kind == "nan":
+        return {"v": float("nan")}
+    if kind == "object":
+        return {"v": object()}
+    return item

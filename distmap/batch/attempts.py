@@ -40,6 +40,19 @@ class Attempts:
         self.policy = RetryPolicy(proc.retry)
         self.catchers = proc.catch
         self.catch_setters = [compile_result_path(c.result_path) for c in self.catchers]
+        self._final: dict[str, bool] = {}
+
+    def is_final(self, error: str) -> bool:
+        """Whether a failed attempt with ``error`` ends its execution as it is: no retrier and no
+        catcher matches the error. Cached per error name (the fast path asks once per failed item)."""
+        final = self._final.get(error)
+        if final is None:
+            final = not any(error_matches(error, r.error_equals) for r in self.policy.retriers) and not any(
+                error_matches(error, c.error_equals) for c in self.catchers
+            )
+            if len(self._final) < 1024:
+                self._final[error] = final
+        return final
 
     def after_timeout(self, ex: Execution, *, abandoned: bool = False) -> float | None:
         """``after_failure`` for an attempt stopped at TimeoutSeconds."""

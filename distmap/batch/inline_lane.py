@@ -31,6 +31,10 @@ class RetryHeap:
     def push(self, ex: Execution, delay: float) -> None:
         heapq.heappush(self._heap, (time.monotonic() + delay, next(self._tie), ex))
 
+    def due(self) -> float:
+        """When the earliest one is due (``time.monotonic()`` clock)."""
+        return self._heap[0][0]
+
     def wait_time(self) -> float:
         return self._heap[0][0] - time.monotonic()
 
