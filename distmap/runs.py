@@ -51,6 +51,7 @@ def start_journal(job: MapJob, run_id: str) -> DurableRun | None:
     header = new_header(
         run_id, arn, execution_arn(job, run_id), job_to_dict(job), input_identity(job.item_reader)
     )
+    header["pidStart"] = process_start(os.getpid())
     return DurableRun(run_dir, header)
 
 
@@ -85,13 +86,20 @@ def coordinator_alive(header: dict[str, Any]) -> bool:
 
 
 def _same_run(pid: int, header: dict[str, Any]) -> bool:
-    """A live pid might have been reused: it is the run's only if its command line names a
-    distmap process (Linux; elsewhere any live pid counts)."""
+    """A live pid may have been reused: it is the run's coordinator only if the process started
+    when the header says (Linux ``/proc``; elsewhere any live pid counts)."""
+    started = header.get("pidStart")
+    now = process_start(pid)
+    return started is None or now is None or started == now
+
+
+def process_start(pid: int) -> int | None:
+    """A process's start time in clock ticks since boot (Linux), or None."""
     try:
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return True
-    return b"distmap" in cmd or b"python" in cmd
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
 
 
 def finished_result(header: dict[str, Any], backend: str) -> MapRunResult:
@@ -166,7 +174,13 @@ def resume(
     check_input(job, header)
     done = replay(path, repair=True)
     header.update(
-        status="RUNNING", stopDate=None, error=None, cause=None, pid=os.getpid(), host=socket.gethostname()
+        status="RUNNING",
+        stopDate=None,
+        error=None,
+        cause=None,
+        pid=os.getpid(),
+        pidStart=process_start(os.getpid()),
+        host=socket.gethostname(),
     )
     durable = DurableRun(path, header, done)
     return Coordinator(
@@ -302,6 +316,7 @@ def redrive(
         cause=None,
         manifest=None,
         pid=os.getpid(),
+        pidStart=process_start(os.getpid()),
         host=socket.gethostname(),
         redriveCount=marker["n"],
         redriveDate=iso_now(),

@@ -385,3 +385,32 @@ def test_a_journal_ahead_of_its_result_files_resumes_from_the_last_line_they_hol
     ids = sorted(int(json.loads(r["Input"])["id"]) for rs in records(res.manifest).values() for r in rs)
     assert ids == list(range(n))
     assert lines_before > 2
+
+
+def test_resume_refuses_a_run_whose_coordinator_still_runs(tmp_path):
+    """A RUNNING header naming a live process (pid and start time) is refused; a header whose
+    pid now belongs to another process (start time differs) is not."""
+    import subprocess
+    import sys
+
+    from distmap.errors import ConfigError
+    from distmap.runs import process_start
+
+    write_jsonl(tmp_path / "in.jsonl", 500)
+    with pytest.raises(CoordinatorDied):
+        fresh(job_spec(tmp_path / "in.jsonl", tmp_path / "out"), die=lambda k: k >= 2)
+    run_dir = tmp_path / "out" / RUN
+    header_path = run_dir / "run.json"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        header = json.loads(header_path.read_text())
+        header.update(pid=other.pid, pidStart=process_start(other.pid))
+        header_path.write_text(json.dumps(header))
+        with pytest.raises(ConfigError, match="is still running"):
+            resume(run_dir, backend="inline", handle_signals=False)
+        header["pidStart"] = (header["pidStart"] or 0) - 1  # the pid was reused by another process
+        header_path.write_text(json.dumps(header))
+        assert resume(run_dir, backend="inline", handle_signals=False).status == "SUCCEEDED"
+    finally:
+        other.kill()
+        other.wait()
