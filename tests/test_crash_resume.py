@@ -77,6 +77,7 @@ def _ids(path: Path) -> list[int]:
     return [int(x) for x in path.read_text().split()] if path.exists() else []
 
 
+@pytest.mark.timeout(600)  # seconds on a quiet machine; minutes when the machine is overloaded
 def test_sigkill_at_random_moments_then_resume_gives_exactly_once_results(tmp_path):
     """SIGKILL the coordinator at random moments (the first run, then each resume); a last resume
     ends the run: each item once in the files, the records of an uninterrupted run, counts equal
