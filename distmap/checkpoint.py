@@ -15,14 +15,16 @@ read that drops its items). Finished items are never run again, and with a seeka
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 from typing import Any
 
 from distmap.contract import MAX_CHUNK_ITEMS
 from distmap.errors import ItemReaderFailed
-from distmap.journal import HEARTBEAT_SECONDS, Replay, RunJournal
+from distmap.journal import HEADER, HEARTBEAT_SECONDS, JOURNAL, UPDATE, Replay, RunJournal
 from distmap.readers.base import BlockReader, reader_seek
+from distmap.readers.identity import input_identity
 from distmap.results.writer import ResultWriter
 
 
@@ -88,6 +90,17 @@ class ResumeCursor:
         self.above = dict(done.above)  # the run's checkpoint moves ``done`` on from here
         self.starts = deque(sorted(self.above))
 
+    def discard(self) -> None:
+        """A new run that could not start (its backend, say): remove its journal, so nothing is
+        left behind; a resumed run keeps its own."""
+        self.journal.close()
+        if self.done is not None:
+            return
+        for name in (HEADER, JOURNAL, UPDATE):
+            (self.dir / name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.dir.rmdir()  # only if empty (no ResultWriter: the state directory's run dir)
+
     def start(self, reader: BlockReader) -> int:
         """Position ``reader`` at the watermark; returns it (the next item's index)."""
         index, token = self.anchor
@@ -138,11 +151,26 @@ class DurableRun:
     def header(self) -> dict[str, Any]:
         return self.journal.header
 
-    def open(self, writer: ResultWriter | None) -> None:
+    def open(self, writer: ResultWriter | None, reader_config: Any = None) -> None:
+        """Open the journal (after the reader and the writer opened): a new run records its
+        input's identity now."""
+        if self.header.get("input") is None and reader_config is not None:
+            self.header["input"] = input_identity(reader_config)
         if self.done is not None and writer is not None:
             writer.restore(self.done.writer, self.done.closed)
         self.journal.open(resume=self.done is not None)
         self.checkpoint = Checkpoint(self.journal, writer, self.done)
+
+    def discard(self) -> None:
+        """A new run that could not start (its backend, say): remove its journal, so nothing is
+        left behind; a resumed run keeps its own."""
+        self.journal.close()
+        if self.done is not None:
+            return
+        for name in (HEADER, JOURNAL, UPDATE):
+            (self.dir / name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.dir.rmdir()  # only if empty (no ResultWriter: the state directory's run dir)
 
     def start(self, reader: BlockReader) -> int:
         """The index the run reads from (past the done items of a resumed run)."""

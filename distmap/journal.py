@@ -159,7 +159,7 @@ class RunJournal:
 
 
 def new_header(
-    run_id: str, map_run_arn: str, execution_arn: str, job: dict[str, Any], identity: dict[str, Any]
+    run_id: str, map_run_arn: str, execution_arn: str, job: dict[str, Any], identity: dict[str, Any] | None
 ) -> dict[str, Any]:
     return {
         "version": 1,

@@ -48,9 +48,8 @@ def start_journal(job: MapJob, run_id: str) -> DurableRun | None:
             cause=f"{run_dir} already holds map run {run_id!r}; choose another --run-id, or remove it first"
         )
     arn, _ = map_run_identity(job, run_id)
-    header = new_header(
-        run_id, arn, execution_arn(job, run_id), job_to_dict(job), input_identity(job.item_reader)
-    )
+    # the input's identity is taken once the reader has opened it (its errors come first)
+    header = new_header(run_id, arn, execution_arn(job, run_id), job_to_dict(job), None)
     header["pidStart"] = process_start(os.getpid())
     return DurableRun(run_dir, header)
 
