@@ -94,8 +94,8 @@ class ResumeCursor:
         """A new run that could not start (its backend, say): remove its journal, so nothing is
         left behind; a resumed run keeps its own."""
         self.journal.close()
-        if self.done is not None:
-            return
+        if self.done is not None or self.checkpoint is None:
+            return  # resumed, or never opened (the directory may hold another run's journal)
         for name in (HEADER, JOURNAL, UPDATE):
             (self.dir / name).unlink(missing_ok=True)
         with contextlib.suppress(OSError):
@@ -165,8 +165,8 @@ class DurableRun:
         """A new run that could not start (its backend, say): remove its journal, so nothing is
         left behind; a resumed run keeps its own."""
         self.journal.close()
-        if self.done is not None:
-            return
+        if self.done is not None or self.checkpoint is None:
+            return  # resumed, or never opened (the directory may hold another run's journal)
         for name in (HEADER, JOURNAL, UPDATE):
             (self.dir / name).unlink(missing_ok=True)
         with contextlib.suppress(OSError):
