@@ -79,7 +79,11 @@ def records(manifest: str | Path) -> dict[str, list[dict[str, Any]]]:
         for f in files:
             path = Path(m["DestinationBucket"]) / f["Key"]
             assert path.stat().st_size == f["Size"], "the manifest lists only bytes that are there"
-            out[status].extend(json.loads(path.read_text()))
+            text = path.read_text()
+            if path.suffix == ".jsonl":
+                out[status].extend(json.loads(line) for line in text.splitlines() if line)
+            else:
+                out[status].extend(json.loads(text))
     return out
 
 
@@ -414,3 +418,36 @@ def test_resume_refuses_a_run_whose_coordinator_still_runs(tmp_path):
     finally:
         other.kill()
         other.wait()
+
+
+@pytest.mark.parametrize("limit", [5_000, 30_000, 70_000])
+@pytest.mark.parametrize("output", ["JSON", "JSONL"])
+def test_a_write_that_fails_ends_failed_and_the_resume_completes_every_item_once(tmp_path, limit, output):
+    """RLIMIT_FSIZE (this process, soft limit only) makes a result file fail past ``limit`` bytes
+    ("File too large"): the run ends FAILED with States.ResultWriterFailed and no manifest; with
+    the limit lifted, a resume cuts the part files back to what the journal committed and ends
+    with every item once, counts equal to the files."""
+    import resource
+    import signal
+
+    n = 3000
+    write_jsonl(tmp_path / "in.jsonl", n)
+    spec = job_spec(tmp_path / "in.jsonl", tmp_path / "out")
+    spec["ResultWriter"].update(MaxFileBytes=100_000, WriterConfig={"OutputType": output})
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        first = fresh(spec, window=3, per_poll=2)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old)
+    assert (first.status, first.error, first.manifest) == ("FAILED", "States.ResultWriterFailed", None)
+    assert "File too large" in (first.cause or "")
+    res = resume(tmp_path / "out" / RUN, backend="inline", handle_signals=False, max_chunk_items=40)
+    assert res.status == "SUCCEEDED", res.cause
+    got = records(res.manifest)
+    ids = sorted(int(json.loads(r["Input"])["id"]) for rs in got.values() for r in rs)
+    assert ids == list(range(n))
+    c = res.item_counts
+    assert (c.succeeded, c.failed, c.total, c.results_written) == (n - n // 10, n // 10, n, n)
