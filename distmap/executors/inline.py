@@ -4,7 +4,9 @@ It plays the part httpx's ``MockTransport`` plays for httpx: the coordinator, re
 batch executor are all real, only the processes are gone. That makes it the backend for
 
 * fast tests of the coordinator (no fork, no Ray; a run takes milliseconds), with ``crash`` to
-  script worker deaths (bisection, re-runs, items that kill their worker);
+  script worker deaths (bisection, re-runs, items that kill their worker) and ``die`` to script
+  the coordinator's own death at any chunk (the run journal and ``distmap.resume`` tests), with
+  ``per_poll`` chunks finishing in one turn of its loop;
 * debugging an item function with ``pdb`` or a profiler (``--backend inline``).
 
 MaxConcurrency still applies: all lanes live in this one process (threads for sync functions,
