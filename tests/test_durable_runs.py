@@ -451,3 +451,22 @@ def test_a_write_that_fails_ends_failed_and_the_resume_completes_every_item_once
     assert ids == list(range(n))
     c = res.item_counts
     assert (c.succeeded, c.failed, c.total, c.results_written) == (n - n // 10, n // 10, n, n)
+
+
+def test_a_run_of_a_callable_that_cannot_be_imported_resumes_with_the_function_given_again(tmp_path):
+    """``distmap.run`` with a closure: the snapshot cannot name it, so ``resume`` without
+    ``function=`` is refused saying so, and with it the run completes."""
+    from distmap.errors import ConfigError
+
+    write_jsonl(tmp_path / "in.jsonl", 1000)
+    spec = job_spec(tmp_path / "in.jsonl", tmp_path / "out")
+    factor = 3
+    spec["ItemProcessor"]["Function"] = lambda item: {"id": item["id"] * factor}
+    with pytest.raises(CoordinatorDied):
+        fresh(spec, die=lambda k: k >= 3)
+    run_dir = tmp_path / "out" / RUN
+    assert json.loads((run_dir / "run.json").read_text())["job"]["processor"]["function"] is None
+    with pytest.raises(ConfigError, match="cannot be imported: pass function="):
+        resume(run_dir, backend="inline", handle_signals=False)
+    res = resume(run_dir, backend="inline", handle_signals=False, function=lambda item: {"id": item["id"] * factor})
+    assert res.status == "SUCCEEDED" and res.item_counts.succeeded == 1000
