@@ -196,6 +196,8 @@ def engine_facts(summary: dict[str, Any], items: int) -> dict[str, Any]:
         "retries": stats.get("retries"),
         "chunks": stats.get("chunks"),
         "workers_start_seconds": stats.get("workersStartSeconds", 0.0),
+        "coordinator_cpu_s": stats.get("coordinatorCpuSeconds"),
+        "workers_cpu_s": stats.get("workersCpuSeconds"),
     }
 
 
@@ -319,7 +321,7 @@ def distmap_contender(
     )
 
 
-def flaky_job(src: Path) -> dict[str, Any]:
-    return distmap_job(
-        src, "jobs.examples:flaky", retry=FLAKY_RETRY, tolerated_failure_percentage=10, writer="json"
-    )
+def flaky_job(src: Path, function: str = "jobs.examples:flaky") -> dict[str, Any]:
+    """The failures run's job (``function``: ``jobs.examples:flaky_clean`` for its clean run: the
+    same work, Retry and tolerance, and no item fails)."""
+    return distmap_job(src, function, retry=FLAKY_RETRY, tolerated_failure_percentage=10, writer="json")

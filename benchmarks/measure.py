@@ -22,6 +22,7 @@ import ctypes
 import importlib.metadata
 import os
 import platform
+import resource
 import signal
 import subprocess
 import sys
@@ -131,6 +132,8 @@ class Run:
     """One finished subprocess."""
 
     wall_s: float
+    cpu_s: float
+    """User + system CPU of the contender and the descendants it waited for (not Ray's daemons)."""
     peak_tree_rss_mb: float
     max_process_hwm_mb: float
     sum_process_hwm_mb: float
@@ -145,6 +148,7 @@ class Run:
     def to_json(self) -> dict[str, Any]:
         return {
             "wall_s": round(self.wall_s, 4),
+            "cpu_s": round(self.cpu_s, 4),
             "peak_tree_rss_mb": round(self.peak_tree_rss_mb, 1),
             "max_process_hwm_mb": round(self.max_process_hwm_mb, 1),
             "sum_process_hwm_mb": round(self.sum_process_hwm_mb, 1),
@@ -164,6 +168,13 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
+def _children_cpu() -> float:
+    """User + system CPU of this process's waited-for children so far (a reaped process brings
+    its own reaped children's CPU with it, so a contender's workers are counted)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def run_process(argv: list[str], env: dict[str, str], scratch: Path, timeout: float | None = None) -> Run:
     """Run ``argv`` from the repository root, timing it and sampling its tree's RSS.
 
@@ -174,6 +185,7 @@ def run_process(argv: list[str], env: dict[str, str], scratch: Path, timeout: fl
     timed_out = False
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         t0 = time.perf_counter()
+        cpu0 = _children_cpu()
         proc = subprocess.Popen(
             argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True
         )
@@ -185,12 +197,14 @@ def run_process(argv: list[str], env: dict[str, str], scratch: Path, timeout: fl
                     timed_out = True
                     _kill_group(proc)
                 wall = time.perf_counter() - t0
+                cpu = _children_cpu() - cpu0
         except BaseException:  # e.g. Ctrl-C: do not leave the contender running
             _kill_group(proc)
             raise
     hwm = sampler.hwm_kb.values()
     return Run(
         wall_s=wall,
+        cpu_s=cpu,
         peak_tree_rss_mb=sampler.peak_kb / 1024,
         max_process_hwm_mb=max(hwm, default=0) / 1024,
         sum_process_hwm_mb=sum(hwm) / 1024,

@@ -118,7 +118,11 @@ def markdown(doc: dict[str, Any], targets: list[Target]) -> str:
         "## Method",
         "",
         "- Every run is a fresh process started from the repository root with the same environment; "
-        "repeats are interleaved (round-robin over a workload's contenders) and the best is kept.",
+        "repeats are interleaved (round-robin over a workload's contenders) and the best is kept. "
+        "The bytecode of distmap, the jobs and the peers is compiled once before the first run, so "
+        "no contender compiles source at start-up.",
+        "- CPU: user + system seconds of the contender and the processes it waited for (not Ray's "
+        "daemons); distmap's summary adds its coordinator's and its local workers' CPU.",
         "- Peak tree RSS: the largest sum of VmRSS over the process and all its descendants, sampled "
         "every 0.05 s (max over repeats). Forked workers' shared pages count once per process; "
         "Ray's numbers include its daemons (GCS, raylet, agents) and workers.",

@@ -68,6 +68,9 @@ class _View:
     def wall(self, key: str) -> float:
         return float(self.ok(key)["best_wall_s"])
 
+    def cpu(self, key: str) -> float:
+        return float(self.ok(key)["best_cpu_s"])
+
     def work(self, key: str) -> float:
         return float(self.ok(key)["best_seconds"])
 
@@ -151,6 +154,43 @@ def compute_targets(s: Summaries, cores: int, big: bool) -> list[Target]:
         lambda: (v.wall("noop/distmap-local") - v.wall("noop/B0-aws")) / n * us,
     )
     add(
+        "worker CPU per item, local, COMPACT (the fastest run's workers)",
+        "",
+        "noop/distmap-local-compact: stats.workersCpuSeconds / items",
+        "µs",
+        lambda: float(v.fact("noop/distmap-local-compact", "workers_cpu_s")) / n * us,
+    )
+    add(
+        "single-process loop CPU per item, COMPACT (B0, interpreter start-up included)",
+        "",
+        "noop/B0-compact: process CPU (user + system) / items, best run",
+        "µs",
+        lambda: v.cpu("noop/B0-compact") / n * us,
+    )
+    add(
+        "worker overhead per item over the single-process loop, COMPACT",
+        "<= 0.3",
+        "noop: distmap-local-compact workersCpuSeconds / items - B0-compact CPU / items",
+        "µs",
+        lambda: (
+            (float(v.fact("noop/distmap-local-compact", "workers_cpu_s")) - v.cpu("noop/B0-compact")) / n * us
+        ),
+    )
+    add(
+        "coordinator CPU per 1M items, local, COMPACT",
+        "<= 0.15",
+        "noop/distmap-local-compact: stats.coordinatorCpuSeconds x 1,000,000 / items",
+        "s",
+        lambda: float(v.fact("noop/distmap-local-compact", "coordinator_cpu_s")) * 1e6 / n,
+    )
+    add(
+        "coordinator CPU per 1M items, local, AWS-shaped records",
+        "",
+        "noop/distmap-local: stats.coordinatorCpuSeconds x 1,000,000 / items",
+        "s",
+        lambda: float(v.fact("noop/distmap-local", "coordinator_cpu_s")) * 1e6 / n,
+    )
+    add(
         "engine overhead per item, Ray",
         "<= 3",
         "noop: (distmap-ray - B0-aws) / items, work time (Ray: after ray.init; B0: its own loop)",
@@ -199,8 +239,10 @@ def compute_targets(s: Summaries, cores: int, big: bool) -> list[Target]:
         "sleep: T_seq_est / (distmap-ray work time - stats.workersStartSeconds): ray.init and the "
         "actors' start-up reported apart",
         "x",
-        lambda: sleep_sequential_estimate(v, sleep_items)
-        / (v.work("sleep/distmap-ray") - float(v.fact("sleep/distmap-ray", "workers_start_seconds"))),
+        lambda: (
+            sleep_sequential_estimate(v, sleep_items)
+            / (v.work("sleep/distmap-ray") - float(v.fact("sleep/distmap-ray", "workers_start_seconds")))
+        ),
     )
     add(
         "latency-bound 10 ms items, MaxConcurrency 200, speedup, Ray, actors' start-up included",
@@ -236,6 +278,20 @@ def compute_targets(s: Summaries, cores: int, big: bool) -> list[Target]:
             lambda name=name: v.rss(f"fanout/{name}"),
         )
     add(
+        "100 ms items at MaxConcurrency 10,000, sync: efficiency of bare threads (the floor of thread lanes)",
+        "",
+        "fanout: ideal / thread-floor work time (processes x threads doing only the sleep, no engine)",
+        "",
+        lambda: fanout_ideal / v.work("fanout/thread-floor"),
+    )
+    add(
+        "100 ms items at MaxConcurrency 10,000, sync: distmap-local / bare threads",
+        "",
+        "fanout: distmap-local / thread-floor, work time",
+        "x",
+        lambda: v.work("fanout/distmap-local") / v.work("fanout/thread-floor"),
+    )
+    add(
         "100 ms items at MaxConcurrency 1,000, efficiency, local",
         ">= 0.9",
         "wide: ideal (items x 0.1 s / 1,000) / distmap-local work time",
@@ -248,8 +304,10 @@ def compute_targets(s: Summaries, cores: int, big: bool) -> list[Target]:
         "wide: ideal / (distmap-ray work time - stats.workersStartSeconds): ray.init and the actors' "
         "start-up reported apart",
         "",
-        lambda: wide_ideal
-        / (v.work("wide/distmap-ray") - float(v.fact("wide/distmap-ray", "workers_start_seconds"))),
+        lambda: (
+            wide_ideal
+            / (v.work("wide/distmap-ray") - float(v.fact("wide/distmap-ray", "workers_start_seconds")))
+        ),
     )
     add(
         "100 ms items at MaxConcurrency 1,000, efficiency, Ray, actors' start-up included",
@@ -276,7 +334,15 @@ def compute_targets(s: Summaries, cores: int, big: bool) -> list[Target]:
     add(
         "1% retried + 5% tolerated failures, wall / clean run",
         "<= 1.1",
-        "noop: distmap-local-failures / distmap-local, process wall (same AWS-shaped writer)",
+        "noop: distmap-local-failures / distmap-local-failures-clean, process wall (the same function's work, "
+        "Retry, tolerance and AWS-shaped writer; no item fails in the clean run)",
+        "x",
+        lambda: v.wall("noop/distmap-local-failures") / v.wall("noop/distmap-local-failures-clean"),
+    )
+    add(
+        "1% retried + 5% tolerated failures, wall / no-op run",
+        "",
+        "noop: distmap-local-failures / distmap-local, process wall (includes flaky's own work per item)",
         "x",
         lambda: v.wall("noop/distmap-local-failures") / v.wall("noop/distmap-local"),
     )

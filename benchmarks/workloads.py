@@ -15,6 +15,9 @@
     (10,000 quick) at MaxConcurrency 10,000, the most AWS runs at once: efficiency (ideal time /
     measured time) of distmap's sync and async lanes against a hand-written ``asyncio.gather``
     under a semaphore and a ``ThreadPoolExecutor(10000)``, and the peak RSS of 10,000 lanes.
+    ``thread-floor`` (``benchmarks.peers.thread_floor``) is bare threads doing only the sleep,
+    split over processes as distmap splits a sync function's lanes: the best any thread-based
+    engine can do on this machine.
 ``wide``
     The same 100 ms items on 20,000 items (4,000 quick) at MaxConcurrency 1,000, the most common
     setting in real definitions: efficiency on the local and Ray backends.
@@ -41,6 +44,7 @@ from benchmarks.contenders import (
     peer_command,
 )
 from benchmarks.datagen import csv_path, jsonl_path
+from distmap.coordinator import THREAD_LANES_PER_PROCESS
 
 SIZES = {"1m": 1_000_000, "10m": 10_000_000}
 QUICK_ROWS = 100_000
@@ -102,6 +106,8 @@ def noop_workload(rows: int, cores: int) -> Workload:
                           distmap_job(csv, "jobs.examples:noop", writer="jsonl", csv=True), local, cores),
         distmap_contender(w, "distmap-local-failures", "flaky: 1% retried, 5% tolerated failures", rows,
                           flaky_job(src), local, cores, flaky=True),
+        distmap_contender(w, "distmap-local-failures-clean", "flaky's clean run: the same work and job, no item fails",
+                          rows, flaky_job(src, "jobs.examples:flaky_clean"), local, cores),
         distmap_contender(w, "distmap-ray", "Ray backend, AWS-shaped records", rows,
                           distmap_job(src, "jobs.examples:noop"), ray, cores),
         distmap_contender(w, "distmap-ray-compact", "Ray backend, COMPACT JSONL writer", rows,
@@ -155,6 +161,9 @@ def fanout_workload(items: int, cores: int) -> Workload:
     src = jsonl_path(items, False)
     w, out = "fanout", "{scratch}/out.jsonl"
     n = str(FANOUT_CONCURRENCY)
+    # the floor splits its threads over processes as distmap splits a sync function's lanes
+    floor_procs = max(cores, -(-FANOUT_CONCURRENCY // THREAD_LANES_PER_PROCESS))
+    floor_threads = -(-FANOUT_CONCURRENCY // floor_procs)
     sync = distmap_job(src, "jobs.examples:sleep_100ms", writer="jsonl", max_concurrency=FANOUT_CONCURRENCY)
     asyn = distmap_job(
         src, "jobs.examples:async_sleep_100ms", writer="jsonl", max_concurrency=FANOUT_CONCURRENCY
@@ -164,6 +173,9 @@ def fanout_workload(items: int, cores: int) -> Workload:
               src, out, "--function", "async_sleep_100ms", "--concurrency", n),
         _peer(w, "threads-10000", f"ThreadPoolExecutor({n}), one process", items, "threads", src, out,
               "--function", "sleep_100ms", "--threads", n),
+        _peer(w, "thread-floor", f"bare threads only: {floor_procs} processes x {floor_threads} threads (distmap's split)",
+              items, "thread_floor", src, out, "--function", "sleep_100ms", "--threads", str(floor_threads),
+              "--workers", str(floor_procs), pattern="out.jsonl.*"),
         distmap_contender(w, "distmap-local", f"local backend, sync function, MaxConcurrency {n}", items, sync,
                           "local", cores),
         distmap_contender(w, "distmap-local-async", f"local backend, async function, MaxConcurrency {n}", items,

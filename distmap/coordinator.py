@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import resource
 import time
 import uuid
 from collections import deque
@@ -84,7 +85,9 @@ class ChunkSizer:
         self.batch = max(1, batch_items)
         self.max_items = max(1, max_items)
         self.lo = min(max(1, lanes_per_worker), self.max_items)
-        self.items = max(self.lo * 2, 64)
+        # With lanes, a chunk starts as one round of a worker's lanes: a bigger one would leave its
+        # worker a partial round that costs a whole item time at the end of a latency-bound run.
+        self.items = max(self.lo, 64) if lanes_per_worker > 1 else 64
         self.bytes_per_item = 256.0
 
     def _round(self, n: int) -> int:
@@ -111,6 +114,12 @@ class ChunkSizer:
         per_item = res.busy_seconds / res.items
         want = TARGET_CHUNK_SECONDS / per_item
         self.items = int(min(want, self.items * 4))
+
+
+def _cpu_seconds() -> tuple[float, float]:
+    """CPU seconds (user + system) used so far by this process and by its joined children."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
 
 
 class _Counter:
@@ -202,6 +211,7 @@ class Coordinator(Journaled):
         self._total_bytes: int | None = None
         self._backend_seconds = 0.0
         self._t0 = 0.0
+        self._cpu0 = _cpu_seconds()
         self._first_dispatch: float | None = None
         """When the first chunk was given to a worker (workers that start slowly, like Ray
         actors, take no chunk before they are up)."""
@@ -301,6 +311,7 @@ class Coordinator(Journaled):
         t0 = time.perf_counter()
         self._backend_seconds = t0 - t_connect
         self._t0 = t0
+        self._cpu0 = _cpu_seconds()
         most = None
         if getattr(self.executor, "extra_workers", False) and not runs_async(job.processor.function):
             most = THREAD_LANES_PER_PROCESS  # latency-bound sync work at thousands of lanes
@@ -743,6 +754,11 @@ class Coordinator(Journaled):
             "backendStartSeconds": round(self._backend_seconds, 3),
             "workersStartSeconds": round((self._first_dispatch or self._t0) - self._t0, 3),
         }
+        cpu = _cpu_seconds()
+        # the coordinator's process (with any threads of its caller, through the Python API)
+        stats["coordinatorCpuSeconds"] = round(cpu[0] - self._cpu0[0], 3)
+        if self.executor.name == "local":  # its workers are child processes, joined by now
+            stats["workersCpuSeconds"] = round(cpu[1] - self._cpu0[1], 3)
         if self._writer_broken:
             stats["resultsNotWritten"] = max(0, done_items - self.counts.results_written)
         result = MapRunResult(

@@ -89,6 +89,21 @@ def flaky(item: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
+def flaky_clean(item: dict[str, Any]) -> dict[str, Any]:
+    """``flaky``'s work on every item (the same checks on ``item["id"]``) without its failures:
+    the clean run the failures benchmark is compared with."""
+    i = int(item["id"])
+    if i % 20 == 1:
+        return item
+    if i % 100 == 0 and i not in _seen_clean:
+        _seen_clean.add(i)
+        return item
+    return item
+
+
+_seen_clean: set[int] = set()
+
+
 class TransientError(Exception):
     """A failure that goes away when retried."""
 

@@ -21,6 +21,7 @@ EXPECTED = {
     "noop/distmap-local-no-writer",
     "noop/distmap-local-csv",
     "noop/distmap-local-failures",
+    "noop/distmap-local-failures-clean",
     "cpu/distmap-local",
     "sleep/distmap-local",
     "fanout/distmap-local",

@@ -308,3 +308,19 @@ def test_item_selector_with_intrinsics_and_wildcards(job, backend):
     )
     assert {"label": "item-3 of b1", "keys": ["a", "3"], "n": 2} in outs
     assert len(outs) == 20
+
+
+def test_local_summary_reports_coordinator_and_worker_cpu(tmp_path):
+    """A local run's stats report the CPU its workers used (here 400 items of ~1 ms of pure-Python
+    work each) and the coordinator's, which does none of the items' work."""
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"id": i}) + "\n" for i in range(400)))
+    res = distmap.run(
+        {"ItemReader": {"Source": str(src), "ReaderConfig": {"InputType": "JSONL"}},
+         "ItemProcessor": {"Function": "jobs.examples:cpu_1ms"}},
+        backend="local",
+        handle_signals=False,
+    )  # fmt: skip
+    assert res.status == "SUCCEEDED"
+    assert res.stats["workersCpuSeconds"] >= 0.2  # the items spin 0.4 s of wall time between them
+    assert 0 < res.stats["coordinatorCpuSeconds"] < res.stats["workersCpuSeconds"]

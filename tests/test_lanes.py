@@ -22,8 +22,8 @@ from proc_watch import descendants
 
 import distmap
 from distmap.config import parse_job
-from distmap.contract import Chunk, RunSpec, chunks_per_worker
-from distmap.coordinator import THREAD_LANES_PER_PROCESS, map_run_identity, plan_lanes
+from distmap.contract import MAX_CHUNK_ITEMS, Chunk, ChunkResult, RunSpec, chunks_per_worker
+from distmap.coordinator import THREAD_LANES_PER_PROCESS, ChunkSizer, map_run_identity, plan_lanes
 from distmap.processor import BatchProcessor
 from distmap.readers.base import DecodeSpec, RawBlock
 
@@ -321,3 +321,19 @@ def test_long_run_at_1000_lanes_keeps_a_steady_rate_and_bounded_threads(tmp_path
         f"in the last third {last:,.0f}/s, peak threads {workers}"
     )
     assert last >= 0.6 * first, (first, last)
+
+
+def test_first_chunk_with_lanes_is_one_round_of_a_workers_lanes():
+    """With lanes, the first chunk holds one round of a worker's lanes (a bigger one would leave
+    its worker a partial round, a whole item time, at the end of a latency-bound run); it never
+    goes below that round, and one lane starts with small chunks so the first results come fast."""
+    assert ChunkSizer(5000, 1).next_size(None)[0] == 5000
+    assert ChunkSizer(20_000, 1).next_size(None)[0] == MAX_CHUNK_ITEMS
+    assert ChunkSizer(500, 1).next_size(None)[0] == 500
+    assert ChunkSizer(8, 1).next_size(None)[0] == 64
+    assert ChunkSizer(1, 1).next_size(None)[0] == 64
+    sizer = ChunkSizer(5000, 1)
+    res = ChunkResult(seq=0, items=5000)
+    res.busy_seconds = 60.0  # very slow items: the sizer would shrink the chunk, but not below a round
+    sizer.saw_result(res)
+    assert sizer.next_size(None)[0] == 5000

@@ -441,3 +441,25 @@ def test_parquet_json_lines_built_by_arrow_equal_orjson_of_each_row(rows):
     want = [orjson.loads(orjson.dumps(r)) for r in table.to_pylist()]
     assert got == want
     assert [type(g["f"]) for g in got] == [type(w["f"]) for w in want]
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(
+    lengths=st.lists(st.integers(min_value=1, max_value=400), min_size=1, max_size=80),
+    final_newline=st.booleans(),
+    n=st.integers(min_value=1, max_value=90),
+)
+def test_jsonl_nth_end_matches_walking_the_lines(lengths, final_newline, n):
+    """The JSONL splitter's cut after the n-th line (a guess from the average line length, then
+    a few steps) is where walking the lines one by one puts it, for any mix of line lengths; with
+    fewer than n lines it is the end of the block."""
+    from distmap.readers.jsonl_reader import jsonl_nth_end
+
+    block = b"\n".join(b"x" * k for k in lengths) + (b"\n" if final_newline else b"")
+    pos = -1
+    for _ in range(n):
+        pos = block.find(b"\n", pos + 1)
+        if pos == -1:
+            pos = len(block) - 1
+            break
+    assert jsonl_nth_end(block, n) == pos + 1

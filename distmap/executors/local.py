@@ -100,6 +100,7 @@ def _worker_main(sock: socket.socket, spec: RunSpec) -> None:
     tune_allocator()  # spawned (not forked) workers need it too
     try:
         proc = BatchProcessor(spec)
+        proc.start()
     except BaseException as exc:
         send_msg(sock, ("init_error", f"{type(exc).__name__}: {exc}"))
         os._exit(3)

@@ -40,6 +40,7 @@ class ChunkWorker:
         self.proc: Any = None
         try:
             self.proc = BatchProcessor(pickle.loads(spec_bytes))
+            self.proc.start()
         except BaseException as exc:  # reported through ready(), like a local worker's init_error
             self.proc = None
             self.error = f"{type(exc).__name__}: {exc}"

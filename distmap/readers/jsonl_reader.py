@@ -35,12 +35,22 @@ def jsonl_nth_end(block: bytes, n: int) -> int:
     """Offset just past the ``n``-th non-blank line."""
     if _has_blank(block):
         return jsonl_item_ends(block, n)[-1]
-    pos = -1
-    find = block.find
-    for _ in range(n):
-        pos = find(b"\n", pos + 1)
-        if pos == -1:
-            return len(block)
+    size = len(block)
+    total = block.count(b"\n")
+    if n <= 0 or total < n:
+        return size if n > 0 else 0
+    # Guess from the average line length, count the newlines before the guess (C speed), then
+    # step the few lines between the guess and the n-th newline: no Python loop over every line.
+    guess = size * n // total
+    k = block.count(b"\n", 0, guess)  # newlines in block[:guess]
+    if k < n:
+        pos = guess - 1
+        for _ in range(n - k):
+            pos = block.find(b"\n", pos + 1)
+    else:
+        pos = block.rfind(b"\n", 0, guess)  # the k-th newline
+        for _ in range(k - n):
+            pos = block.rfind(b"\n", 0, pos)
     return pos + 1
 
 
