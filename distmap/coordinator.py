@@ -295,8 +295,8 @@ class Coordinator(Journaled):
                 writer = ResultWriter(job.result_writer, self.run_id, self.map_run_arn)
                 writer.open(resume=self._resuming)  # raises ResultWriterFailed (also for an existing run)
             if self.durable is not None:
+                self.durable.header["startDate"] = self.durable.header["startDate"] or started
                 self.durable.open(writer, job.item_reader)
-                self.durable.journal.write_header(startDate=self.durable.header["startDate"] or started)
             t_connect = time.perf_counter()
             workers = self.executor.connect(job)
         except BaseException:

@@ -10,6 +10,7 @@ and a run that already SUCCEEDED is left as it is.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from pathlib import Path
 from typing import Any
@@ -44,9 +45,12 @@ def start_journal(job: MapJob, run_id: str) -> DurableRun | None:
     if run_dir is None:
         return None
     if dest is None and is_run_dir(run_dir):
-        raise ResultWriterFailed(
-            cause=f"{run_dir} already holds map run {run_id!r}; choose another --run-id, or remove it first"
-        )
+        # no results to mix up: an earlier run of this id is replaced, unless it still runs
+        if coordinator_alive(read_header(run_dir)):
+            raise ResultWriterFailed(
+                cause=f"{run_dir} holds map run {run_id!r}, still running; choose another --run-id"
+            )
+        shutil.rmtree(run_dir)
     arn, _ = map_run_identity(job, run_id)
     # the input's identity is taken once the reader has opened it (its errors come first)
     header = new_header(run_id, arn, execution_arn(job, run_id), job_to_dict(job), None)

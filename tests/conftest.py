@@ -10,7 +10,9 @@ that has Ray's threads running.
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,10 @@ for p in (str(ROOT), str(Path(__file__).resolve().parent)):
         sys.path.insert(0, p)
 
 pytest_plugins = ["fixtures_s3"]
+
+# runs without a ResultWriter keep their journal under the state directory: the tests' go to a
+# directory of their own (subprocesses inherit it), never to the user's ~/.local/state
+os.environ.setdefault("DISTMAP_STATE_DIR", tempfile.mkdtemp(prefix="distmap-test-state-"))
 
 
 def pytest_collection_modifyitems(config, items):
