@@ -287,10 +287,19 @@ def warm_page_cache(path: Path) -> None:
 
 
 def contender_env(mode: str) -> dict[str, str]:
-    """The environment every contender gets: this one, plus ``MALLOC_TRIM_THRESHOLD_`` in ``trim`` mode."""
+    """The environment every contender gets: this one, plus ``MALLOC_TRIM_THRESHOLD_`` in ``trim``
+    mode, or in ``distmap`` mode the very tuning distmap applies to itself (``distmap.memory``:
+    mmap threshold 64 MiB, trim threshold 256 MiB) as glibc environment variables, so every peer
+    runs with it too (distmap sees explicit ``MALLOC_*_`` variables and leaves them as they are)."""
     env = dict(os.environ)
     if mode == "trim":
         env["MALLOC_TRIM_THRESHOLD_"] = TRIM_THRESHOLD
+    elif mode == "distmap":
+        from distmap.memory import MMAP_THRESHOLD
+        from distmap.memory import TRIM_THRESHOLD as OWN_TRIM
+
+        env["MALLOC_MMAP_THRESHOLD_"] = str(MMAP_THRESHOLD)
+        env["MALLOC_TRIM_THRESHOLD_"] = str(OWN_TRIM)
     return env
 
 

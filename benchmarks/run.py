@@ -8,6 +8,7 @@ Usage (from the repository root; the peers need Ray Data, joblib and dask, the c
     python -m benchmarks run --size 10m          # no-op workload on 10M rows + the memory-growth check
     python -m benchmarks run --only 'B0*,distmap-local*' --repeat 5
     python -m benchmarks run --malloc-env trim   # MALLOC_TRIM_THRESHOLD_ for every contender
+    python -m benchmarks run --malloc-env distmap  # every contender gets distmap's own allocator tuning
     python -m benchmarks report benchmarks/results/<date>.json   # re-render a report, runs nothing
 
 What it does:
@@ -119,9 +120,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--malloc-env",
-        choices=("default", "trim"),
+        choices=("default", "trim", "distmap"),
         default="default",
-        help="default: environment unchanged; trim: MALLOC_TRIM_THRESHOLD_ set for every contender",
+        help="default: environment unchanged; trim: MALLOC_TRIM_THRESHOLD_ set for every contender; "
+        "distmap: every contender gets the allocator tuning distmap applies to itself",
     )
     p.add_argument(
         "--out-dir", type=Path, default=RESULTS_DIR, help="where reports go (default benchmarks/results)"
@@ -243,8 +245,8 @@ def output_stem(args: argparse.Namespace, started: dt.datetime) -> str:
         stem += "-quick"
     if args.size == "10m":
         stem += "-10m"
-    if args.malloc_env == "trim":
-        stem += "-trim"
+    if args.malloc_env != "default":
+        stem += f"-{args.malloc_env}"
     return stem
 
 

@@ -261,7 +261,7 @@ class Coordinator(Journaled):
         }
         return RunSpec(
             job=job,
-            decode=DecodeSpec(decode_format(rc), rc.source, tuple(reader.header), rc.csv_delimiter),
+            decode=DecodeSpec(decode_format(rc, reader), rc.source, tuple(reader.header), rc.csv_delimiter),
             identity=self.identity,
             lanes=lanes,
             record_sep=writer.record_sep if writer else b"\n",

@@ -15,6 +15,10 @@ import sys
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 64 << 20
+"""Blocks up to this size come from the heap (glibc's default is 128 KiB, adapting upwards)."""
+TRIM_THRESHOLD = 256 << 20
+"""Free memory at the top of the heap is returned to the system only above this."""
 _done = False
 
 
@@ -28,7 +32,7 @@ def tune_allocator() -> bool:
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")
-        ok = libc.mallopt(_M_MMAP_THRESHOLD, 64 << 20) and libc.mallopt(_M_TRIM_THRESHOLD, 256 << 20)
+        ok = libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     except (OSError, AttributeError):
         return False
     _done = bool(ok)

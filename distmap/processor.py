@@ -53,7 +53,7 @@ from distmap.dataflow.values import NOT_JSON, NotJson, check_finite
 from distmap.errors import Timeout, classify
 from distmap.imports import load_function
 from distmap.readers.base import block_spec
-from distmap.readers.formats import fast_lines, json_lines
+from distmap.readers.formats import fast_block, fast_lines
 
 __all__ = ["BatchProcessor", "is_coroutine_function", "resolve_function", "runs_async"]
 
@@ -195,9 +195,9 @@ class BatchProcessor:
         retry/catch machinery (retries wait on a timer heap, not in line). A malformed line ends
         the chunk there, as in the general path: the items before it are run and recorded.
         """
-        payload = json_lines(self.spec.decode, chunk.block)
+        payload, loads = fast_block(self.spec.decode, chunk.block)  # loads: each line's value, in turn
         source = block_spec(self.spec.decode, chunk.block).source
-        loads, dumps, now = orjson.loads, _dumps, time.time
+        dumps, now = _dumps, time.time
         fn = self.fn
         compact = self.encoder.transformation == "COMPACT"  # SUCCEEDED files hold just the outputs
         succeeded = compact_record if compact else self.encoder.records.succeeded_fn()

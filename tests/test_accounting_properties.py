@@ -37,8 +37,9 @@ PROPS = settings(
 
 BAD = {"JSONL": '{"i": oops}', "CSV": '"broken"x,1'}
 #: the input's shape: one file, several files of a directory (CSV ones gzip-compressed), one Parquet
-#: file in row groups, or a directory listing (s3:listObjectsV2 items, one per file)
-SHAPES = ["JSONL", "CSV", "JSONL_DIR", "CSV_DIR_GZ", "PARQUET", "LISTING"]
+#: file in row groups, a directory listing (s3:listObjectsV2 items, one per file), the listed files'
+#: items (LOAD_AND_FLATTEN), an S3 Inventory (gzip CSV data files) or an Athena data manifest
+SHAPES = ["JSONL", "CSV", "JSONL_DIR", "CSV_DIR_GZ", "PARQUET", "LISTING", "FLATTEN_DIR", "INVENTORY", "ATHENA"]
 
 
 @st.composite
@@ -86,13 +87,30 @@ def write_shape(
         for _, i, _ in lines:
             (directory / f"{i:05d}").write_bytes(b"")
         return {"Resource": "arn:aws:states:::s3:listObjectsV2", "Source": str(directory)}
-    input_type = "CSV" if shape == "CSV_DIR_GZ" else "JSONL"
+    input_type = "CSV" if shape in ("CSV_DIR_GZ", "INVENTORY") else "JSONL"
+    files = []
     for j, piece in enumerate(_pieces(lines, cuts)):
         path = directory / f"{j:02d}.{input_type.lower()}"
-        write_input(path, input_type, piece)
-        if shape == "CSV_DIR_GZ":
+        write_input(path, input_type, piece, header=shape != "INVENTORY")
+        if input_type == "CSV":
             path.with_name(path.name + ".gz").write_bytes(gzip.compress(path.read_bytes()))
             path.unlink()
+            path = path.with_name(path.name + ".gz")
+        files.append(path)
+    if shape == "FLATTEN_DIR":
+        flatten = {"InputType": "JSONL", "Transformation": "LOAD_AND_FLATTEN"}
+        return {"Resource": "arn:aws:states:::s3:listObjectsV2", "Source": str(directory), "ReaderConfig": flatten}
+    if shape == "INVENTORY":  # data files named by their keys, found under the manifest's directory
+        keys = [{"key": str(f.relative_to(tmp))} for f in files]
+        manifest = {"fileFormat": "CSV", "fileSchema": "i, fail", "files": keys}
+        (tmp / "manifest.json").write_text(json.dumps(manifest))
+        return {"Source": str(tmp / "manifest.json"), "ReaderConfig": {"InputType": "MANIFEST"}}
+    if shape == "ATHENA":
+        (tmp / "athena-manifest.csv").write_text("".join(f"{f}\n" for f in files))
+        return {
+            "Source": str(tmp / "athena-manifest.csv"),
+            "ReaderConfig": {"InputType": "JSONL", "ManifestType": "ATHENA_DATA"},
+        }
     return {"Source": str(directory), "ReaderConfig": {"InputType": input_type}}
 
 
@@ -100,8 +118,10 @@ def item_number(value: dict[str, Any]) -> int:
     return int(value["i"]) if "i" in value else int(value["Key"])
 
 
-def write_input(path: Path, input_type: str, lines: list[tuple[str, int | None, bool]]) -> None:
-    out = ["i,fail"] if input_type == "CSV" else []
+def write_input(
+    path: Path, input_type: str, lines: list[tuple[str, int | None, bool]], header: bool = True
+) -> None:
+    out = ["i,fail"] if input_type == "CSV" and header else []
     for kind, i, fails in lines:
         if kind == "blank":
             out.append("")
@@ -182,7 +202,7 @@ def test_every_item_accounted_exactly_once(tmp_path_factory, doc, max_items, tol
         assert res.error in ("States.ItemReaderFailed", "States.ExceedToleratedFailureThreshold")
     if res.error == "States.ItemReaderFailed":
         assert "line " in (res.cause or "")
-        if shape.endswith(("_DIR", "_DIR_GZ")):
+        if shape.endswith(("_DIR", "_DIR_GZ")) or shape in ("INVENTORY", "ATHENA"):
             assert f"{tmp / 'in'}/" in (res.cause or ""), "the cause names the file of the directory"
 
 

@@ -12,6 +12,7 @@ Examples per test: ``DISTMAP_PROPERTY_EXAMPLES`` (CI default 60; the full run us
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import math
@@ -403,6 +404,22 @@ def test_directory_listing_is_in_s3_key_order(tmp_path: Path, names):
     assert [o.key for o in list_objects(str(root))] == sorted(made, key=lambda k: k.encode())
 
 
+
+def test_parquet_whole_floats_stay_floats_around_arrows_exponent_threshold():
+    """Whole floats on both sides of where Arrow's text switches to an exponent (1e10) come out as
+    the same floats, never ints and never invalid JSON."""
+    import orjson
+    import pyarrow as pa
+
+    from distmap.readers import parquet_reader as pr
+    from distmap.readers.base import RawBlock
+
+    values = [0.0, -0.0, 123.0, 999999999.0, 9999999999.0, 1e10, -1e10, 1e15, 2.0**53, 1e300, 0.5, -2.5e-7]
+    table = pa.table({"f": pa.array(values, pa.float64())})
+    got = [orjson.loads(line)["f"] for line in pr.json_lines(RawBlock(pr.to_ipc(pa, table), len(values), 1)).split(b"\n")]
+    assert got == values
+    assert all(type(g) is float for g in got)
+
 @PROPS
 @given(
     rows=st.lists(
@@ -412,6 +429,7 @@ def test_directory_listing_is_in_s3_key_order(tmp_path: Path, names):
                 "s": st.one_of(st.none(), st.text(max_size=12)),
                 "b": st.one_of(st.none(), st.booleans()),
                 "i": st.one_of(st.none(), st.integers(0, 2**64 - 1)),
+                "t": st.one_of(st.none(), st.datetimes(dt.datetime(1900, 1, 1), dt.datetime(2200, 1, 1))),
             }
         ),
         min_size=1,
@@ -420,8 +438,9 @@ def test_directory_listing_is_in_s3_key_order(tmp_path: Path, names):
 )
 def test_parquet_json_lines_built_by_arrow_equal_orjson_of_each_row(rows):
     """The column-wise JSON lines (floats, strings with quotes / backslashes / control characters,
-    booleans, unsigned ints, nulls) parse to exactly what orjson makes of each row: NaN and
-    infinities null, 1.0 a float."""
+    booleans, unsigned ints, microsecond timestamps, nulls) parse to exactly what orjson makes of
+    each row: NaN and infinities null, 1.0 a float, a timestamp whole milliseconds since the epoch
+    (rounded down, before 1970 too)."""
     import orjson
     import pyarrow as pa
 
@@ -434,11 +453,16 @@ def test_parquet_json_lines_built_by_arrow_equal_orjson_of_each_row(rows):
             "s": pa.array([r["s"] for r in rows], pa.string()),
             "b": pa.array([r["b"] for r in rows], pa.bool_()),
             "i": pa.array([r["i"] for r in rows], pa.uint64()),
+            "t": pa.array([r["t"] for r in rows], pa.timestamp("us")),
         }
     )
     lines = pr.json_lines(RawBlock(pr.to_ipc(pa, table), len(rows), 1)).split(b"\n")
     got = [orjson.loads(line) for line in lines]
-    want = [orjson.loads(orjson.dumps(r)) for r in table.to_pylist()]
+    epoch, ms = dt.datetime(1970, 1, 1), dt.timedelta(milliseconds=1)
+    want = [
+        orjson.loads(orjson.dumps({**r, "t": None if r["t"] is None else (r["t"] - epoch) // ms}))
+        for r in table.to_pylist()
+    ]
     assert got == want
     assert [type(g["f"]) for g in got] == [type(w["f"]) for w in want]
 

@@ -16,7 +16,10 @@ from typing import Any
 
 import pytest
 import zstandard
+from conftest import load_results
 from sources_store import Store, inputs, jsonl, parquet_bytes, run
+
+from distmap.readers.listing import java_seconds
 
 LIST = "arn:aws:states:::s3:listObjectsV2"
 ITEM_FIELDS = {"Etag", "Key", "LastModified", "Size", "StorageClass"}
@@ -53,17 +56,33 @@ def test_listing_of_an_empty_prefix_has_no_items(store, tmp_path):
 
 def test_listing_item_has_aws_fields_and_spellings(store, tmp_path):
     """One object gives one item with AWS's fields: Etag (so spelt), Key (the full key), LastModified
-    (seconds since the epoch), Size (bytes) and StorageClass."""
+    (whole seconds since the epoch, written as a float the way AWS writes it: 1.7E9), Size (bytes)
+    and StorageClass."""
     store.put("in/a.bin", b"hello")
     res = run(tmp_path, listing(store, "in/"))
     [item] = inputs(res)
     assert set(item) == ITEM_FIELDS
     assert item["Size"] == 5 and item["StorageClass"] == "STANDARD"
     assert item["Key"] == ("in/a.bin" if store.kind == "s3" else "a.bin")
-    assert isinstance(item["LastModified"], int) and item["LastModified"] > 1_600_000_000
+    assert isinstance(item["LastModified"], float) and item["LastModified"] > 1_600_000_000
+    assert item["LastModified"].is_integer()
+    [record] = [r for recs in load_results(res).values() for r in recs]
+    spelt = java_seconds(int(item["LastModified"])).decode()
+    assert f'"LastModified":{spelt},' in record["Input"]
     assert item["Etag"].startswith('"') and item["Etag"].endswith('"')
     if store.kind == "s3":
         assert item["Etag"] == '"5d41402abc4b2a76b9719d911017c592"'  # the MD5 of "hello"
+
+
+def test_last_modified_is_written_as_java_writes_a_double():
+    """Whole seconds are spelt as Java's Double.toString spells them, as in AWS's child inputs:
+    one digit before the point and an exponent from 10^7 up, trailing zeros dropped."""
+    assert java_seconds(1789180622) == b"1.789180622E9"
+    assert java_seconds(1700000000) == b"1.7E9"
+    assert java_seconds(1000000000) == b"1.0E9"
+    assert java_seconds(10_000_000) == b"1.0E7"
+    assert java_seconds(9_999_999) == b"9999999.0"
+    assert java_seconds(0) == b"0.0"
 
 
 def test_listing_and_load_and_flatten_cross_the_1000_key_page_boundary(store, tmp_path):
@@ -223,25 +242,33 @@ def _types_table() -> Any:
             "lst": pa.array([[1, 2], []], pa.list_(pa.int32())),
             "st": pa.array([{"a": 1, "b": "x"}, None], pa.struct([("a", pa.int8()), ("b", pa.string())])),
             "m": pa.array([[("k", 1)], None], pa.map_(pa.string(), pa.int64())),
+            "tss": pa.array(
+                [[dt.datetime(2024, 5, 1, 12, 30, 0, 250000), dt.datetime(1969, 12, 31, 23, 59, 59, 998500)], None],
+                pa.list_(pa.timestamp("us")),
+            ),
+            "nst": pa.array(
+                [{"at": 1714566600250123456}, {"at": None}], pa.struct([("at", pa.timestamp("ns", tz="UTC"))])
+            ),
         }
     )
 
 
 def test_parquet_types_map_to_json_values(store, tmp_path):
-    """Arrow types become JSON values as the README documents: RFC 3339 timestamps (Z when the
-    column has a time zone), ISO dates, decimals as exact text, binary as base64, lists, structs and
-    maps as arrays and objects, NaN and nulls as null."""
+    """Arrow types become JSON values as the README documents: timestamps as whole milliseconds
+    since the epoch (AWS's shape; any unit, with or without a time zone, also inside a list), ISO
+    dates, decimals as exact text, binary as base64, lists, structs and maps as arrays and objects,
+    NaN and nulls as null."""
     store.put("t.parquet", parquet_bytes(_types_table()))
     res = run(tmp_path, {"Source": store.uri("t.parquet"), "ReaderConfig": {"InputType": "PARQUET"}})
     first, second = inputs(res)
     assert first == {
-        "i": 1, "f": 1.5, "s": "a", "ts": "2024-05-01T12:30:00.250000Z", "naive": "2024-05-01T12:30:00",
+        "i": 1, "f": 1.5, "s": "a", "ts": 1714566600250, "naive": 1714566600000,
         "d": "2024-05-01", "dec": "12345.6700", "bin": "AP8=", "lst": [1, 2], "st": {"a": 1, "b": "x"},
-        "m": {"k": 1},
+        "m": {"k": 1}, "tss": [1714566600250, -2], "nst": {"at": 1714566600250},
     }  # fmt: skip
     assert second == {
         "i": None, "f": None, "s": None, "ts": None, "naive": None, "d": None, "dec": None, "bin": None,
-        "lst": [], "st": None, "m": None,
+        "lst": [], "st": None, "m": None, "tss": None, "nst": {"at": None},
     }  # fmt: skip
 
 
@@ -428,6 +455,37 @@ def test_s3_inventory_manifest_malformed_or_missing(store, tmp_path):
     assert "gone.csv.gz" in exc.value.cause
 
 
+def test_s3_inventory_parquet_data_files_give_their_rows(store, tmp_path):
+    """A fileFormat Parquet inventory: each row of its Parquet data files is an item with the
+    files' own column names and JSON values, across files, in order; an ORC inventory is refused
+    with a message naming the manifest and the format."""
+    import pyarrow as pa
+
+    from distmap.errors import ItemReaderFailed
+
+    keys = []
+    for f, ids in enumerate(([0, 1], [2])):
+        key = f"pinv/data/{f}.parquet"
+        table = pa.table({"bucket": ["src"] * len(ids), "key": [f"k{i}" for i in ids], "size": ids})
+        store.put(key, parquet_bytes(table))
+        keys.append({"key": key, "size": 1, "MD5checksum": "x"})
+    manifest = {
+        "sourceBucket": "src",
+        "destinationBucket": f"arn:aws:s3:::{store.bucket or 'local'}",
+        "fileFormat": "Parquet",
+        "fileSchema": "message s3.inventory { required binary bucket (STRING); required binary key (STRING); }",
+        "files": keys,
+    }
+    store.put("pinv/manifest.json", json.dumps(manifest).encode())
+    reader = {"Source": store.uri("pinv/manifest.json"), "ReaderConfig": {"InputType": "MANIFEST"}}
+    res = run(tmp_path, reader)
+    assert res.status == "SUCCEEDED", res.cause
+    assert inputs(res) == [{"bucket": "src", "key": f"k{i}", "size": i} for i in range(3)]
+    store.put("pinv/manifest.json", json.dumps({**manifest, "fileFormat": "ORC"}).encode())
+    with pytest.raises(ItemReaderFailed) as exc:
+        run(tmp_path / "orc", reader)
+    assert "manifest.json" in exc.value.cause and "fileFormat ORC is not supported" in exc.value.cause
+
 def test_empty_manifests_have_no_items(store, tmp_path):
     """An S3 Inventory manifest with no data files, and an empty Athena manifest, are 0 items."""
     manifest = {"fileFormat": "CSV", "fileSchema": "Bucket, Key", "files": []}
@@ -460,6 +518,30 @@ def test_athena_data_manifest_reads_the_listed_files(store, tmp_path):
     )
     assert [it["id"] for it in inputs(res)] == [0, 1, 2]
 
+
+
+def test_athena_manifest_with_a_missing_data_file_fails_naming_it(store, tmp_path):
+    """A data file the Athena manifest lists but that does not exist fails the run with
+    States.ItemReaderFailed naming that file: before any work when it is the first file; after the
+    items of the files before it when it comes later, and those items are all run and written."""
+    from distmap.errors import ItemReaderFailed
+
+    store.put("athena/r/1.jsonl", jsonl([{"id": 0}, {"id": 1}]))
+    gone = store.uri("athena/r/gone.jsonl")
+    reader = {
+        "Source": store.uri("athena/m.csv"),
+        "ReaderConfig": {"InputType": "JSONL", "ManifestType": "ATHENA_DATA"},
+    }
+    store.put("athena/m.csv", f"{gone}\n{store.uri('athena/r/1.jsonl')}\n".encode())
+    with pytest.raises(ItemReaderFailed) as exc:
+        run(tmp_path, reader)
+    assert "gone.jsonl" in exc.value.cause
+    store.put("athena/m.csv", f"{store.uri('athena/r/1.jsonl')}\n{gone}\n".encode())
+    res = run(tmp_path / "2", reader)
+    assert (res.status, res.error) == ("FAILED", "States.ItemReaderFailed")
+    assert "gone.jsonl" in res.cause
+    assert res.item_counts.succeeded == res.item_counts.total == 2
+    assert inputs(res) == [{"id": 0}, {"id": 1}]
 
 # ------------------------------------------------------------------ VersionId
 
@@ -538,8 +620,8 @@ def test_execute_load_and_flatten_parquet_and_csv(s3, s3_bucket):
 
 @pytest.mark.s3
 def test_execute_manifests_parquet_and_version_id(s3, s3_bucket, tmp_path):
-    """s3:getObject with InputType MANIFEST (S3 Inventory), ManifestType ATHENA_DATA, PARQUET and a
-    VersionId all run through distmap execute."""
+    """s3:getObject with InputType MANIFEST (S3 Inventory, CSV and Parquet data files), ManifestType
+    ATHENA_DATA, PARQUET and a VersionId all run through distmap execute."""
     import pyarrow as pa
 
     store = Store("s3", tmp_path, s3, s3_bucket)
@@ -547,6 +629,9 @@ def test_execute_manifests_parquet_and_version_id(s3, s3_bucket, tmp_path):
     s3.put_object(Bucket=s3_bucket, Key="t.parquet", Body=parquet_bytes(pa.table({"id": [5]})))
     s3.put_object(Bucket=s3_bucket, Key="a/1.jsonl", Body=jsonl([{"id": 8}]))
     s3.put_object(Bucket=s3_bucket, Key="a/m.csv", Body=f"s3://{s3_bucket}/a/1.jsonl\n".encode())
+    s3.put_object(Bucket=s3_bucket, Key="p/0.parquet", Body=parquet_bytes(pa.table({"key": ["k3"]})))
+    pinv = {"fileFormat": "Parquet", "files": [{"key": "p/0.parquet"}]}
+    s3.put_object(Bucket=s3_bucket, Key="p/manifest.json", Body=json.dumps(pinv).encode())
 
     def get(key: str, **config: Any) -> dict[str, Any]:
         return {
@@ -556,6 +641,7 @@ def test_execute_manifests_parquet_and_version_id(s3, s3_bucket, tmp_path):
         }
 
     assert [o["Key"] for o in _execute(get(src, InputType="MANIFEST"))] == ["k1", "k2"]
+    assert _execute(get("p/manifest.json", InputType="MANIFEST")) == [{"key": "k3"}]
     assert _execute(get("t.parquet", InputType="PARQUET")) == [{"id": 5}]
     assert _execute(get("a/m.csv", InputType="JSONL", ManifestType="ATHENA_DATA")) == [{"id": 8}]
 

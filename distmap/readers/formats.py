@@ -7,7 +7,8 @@ A format is one module with three functions:
 * ``split(spec, block, n)``: cut a block after ``n`` items (crash bisection).
 
 A format whose blocks are JSON lines (``json_lines``) may also define ``json_lines(block)`` to
-turn a block into JSON lines, so workers run it on the JSONL fast path.
+turn a block into JSON lines, so workers run it on the JSONL fast path, and ``json_values(block)``
+to give the lines and their values at once (``fast_block``).
 
 Sources are not formats: ``open_reader`` chooses the object(s) to read (``sources``) and the
 shape of the items (``listing`` for ``s3:listObjectsV2`` without a transformation, ``manifests``
@@ -16,11 +17,14 @@ for S3 Inventory and Athena manifests), then reads each object with its format's
 
 from __future__ import annotations
 
+import functools
 import importlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
+
+import orjson
 
 from distmap.readers.base import BlockReader, RawBlock
 
@@ -78,8 +82,25 @@ def json_lines(spec: Any, block: RawBlock) -> bytes:
     return convert(block) if convert is not None else block.payload  # type: ignore[return-value]
 
 
-def decode_format(cfg: Any) -> str:
-    """The format of the blocks a configuration produces (what workers decode)."""
+def fast_block(spec: Any, block: RawBlock) -> tuple[bytes, Callable[[bytes], Any]]:
+    """A block of a ``json_lines`` format as JSON lines, with the function that gives each line's
+    value, called once per line in order. JSONL parses each line (``orjson.loads``). A format that
+    builds its lines valid and defines ``json_values(block)`` (Parquet) parses them all in one call,
+    and the function hands the values out in turn (``next(values, line)``)."""
+    convert = getattr(format_of(spec.input_type).module, "json_values", None)
+    if convert is None:
+        return json_lines(spec, block), orjson.loads
+    payload, values = convert(block)
+    return payload, functools.partial(next, iter(values))
+
+
+def decode_format(cfg: Any, reader: Any = None) -> str:
+    """The format of the blocks a configuration produces (what workers decode): the one its open
+    reader declares (``decode_type``: an S3 Inventory's data files are CSV or Parquet as its
+    manifest says), else the one the configuration names."""
+    declared = getattr(reader, "decode_type", None)
+    if declared is not None:
+        return str(declared)
     if cfg.resource == "listObjectsV2" and cfg.transformation == "NONE":
         return "JSONL"  # the listing's items, encoded as JSON lines
     if cfg.input_type == "MANIFEST":

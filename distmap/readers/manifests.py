@@ -3,8 +3,10 @@
 * **S3 Inventory** (``InputType: MANIFEST``): the inventory's ``manifest.json``. Its ``files[].key``
   are keys in ``destinationBucket``; each data file is read in turn (gzip CSV without a header
   row), and each row is an item whose fields are named by ``fileSchema``
-  (``"Bucket, Key, Size, ..."``), every value a string, as AWS gives them. Only ``fileFormat: CSV``
-  is read (ORC and Parquet inventories are refused with a clear error).
+  (``"Bucket, Key, Size, ..."``), every value a string, as AWS gives them. A ``fileFormat: Parquet``
+  inventory's data files are read by the Parquet reader: each row is an item with the file's own
+  column names (``bucket``, ``key``, ``size``, ...) and JSON values (AWS documents no shape for
+  these; distmap's choice). ORC inventories are refused with a clear error.
 * **Athena data manifest** (``ManifestType: ATHENA_DATA``, ``InputType`` the data files' format:
   CSV, JSONL or PARQUET): a text file with one data file URI per line, as Athena's UNLOAD writes
   next to its results. The files are read in order as one stream.
@@ -66,23 +68,27 @@ def _locate(manifest: str, key: str, bucket: str | None) -> ObjectUri:
         directory = parent
 
 
-def inventory_files(uri: str) -> tuple[tuple[str, ...], list[ObjectUri]]:
-    """The field names and data files of an S3 Inventory manifest.json."""
+def inventory_files(uri: str) -> tuple[str, tuple[str, ...], list[ObjectUri]]:
+    """The data files' format (``CSV`` or ``PARQUET``), the field names (CSV) and the data files of
+    an S3 Inventory manifest.json."""
     try:
         doc = orjson.loads(_read_small(uri))
     except orjson.JSONDecodeError as exc:
         raise ItemReaderFailed(cause=f"{uri}: the manifest is not valid JSON ({exc})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("files"), list):
         raise ItemReaderFailed(cause=f"{uri}: not an S3 Inventory manifest (no 'files' list)")
-    fmt = str(doc.get("fileFormat", "CSV"))
-    if fmt.upper() != "CSV":
+    fmt = str(doc.get("fileFormat", "CSV")).upper()
+    if fmt not in ("CSV", "PARQUET"):
         raise ItemReaderFailed(
-            cause=f"{uri}: S3 Inventory fileFormat {fmt} is not supported; configure the inventory as CSV"
+            cause=f"{uri}: S3 Inventory fileFormat {doc.get('fileFormat')} is not supported; "
+            "configure the inventory as CSV or Parquet"
         )
-    schema = doc.get("fileSchema")
-    if not isinstance(schema, str) or not schema.strip():
-        raise ItemReaderFailed(cause=f"{uri}: the manifest has no fileSchema")
-    fields = tuple(name.strip() for name in schema.split(","))
+    fields: tuple[str, ...] = ()
+    if fmt == "CSV":
+        schema = doc.get("fileSchema")
+        if not isinstance(schema, str) or not schema.strip():
+            raise ItemReaderFailed(cause=f"{uri}: the manifest has no fileSchema")
+        fields = tuple(name.strip() for name in schema.split(","))
     dest = doc.get("destinationBucket")
     bucket = dest.rsplit(":", 1)[-1] if isinstance(dest, str) and dest else None
     files = []
@@ -91,7 +97,7 @@ def inventory_files(uri: str) -> tuple[tuple[str, ...], list[ObjectUri]]:
         if not isinstance(key, str) or not key:
             raise ItemReaderFailed(cause=f"{uri}: files[{i}] has no key")
         files.append(_locate(uri, key, bucket))
-    return fields, files
+    return fmt, fields, files
 
 
 def athena_files(uri: str) -> Iterator[ObjectUri]:
@@ -112,5 +118,10 @@ def open_manifest(cfg: Any) -> BlockReader:
     if cfg.manifest_type == "ATHENA_DATA":
         fmt = format_of(decode_format(cfg))
         return MultiReader(athena_files(source), lambda u: fmt.open_file(u, cfg))
-    fields, files = inventory_files(source)
+    fmt, fields, files = inventory_files(source)
+    if fmt == "PARQUET":
+        parquet = format_of("PARQUET")
+        reader = MultiReader(iter(files), lambda u: parquet.open_file(u, cfg))
+        reader.decode_type = "PARQUET"
+        return reader
     return MultiReader(iter(files), lambda u: CsvReader(u, "GIVEN", fields, ","))

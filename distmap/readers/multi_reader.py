@@ -20,6 +20,8 @@ from distmap.readers.base import BlockReader, RawBlock
 
 class MultiReader:
     header: tuple[str, ...] = ()
+    decode_type: str | None = None
+    """The format workers decode, when the configuration does not say it (see formats.decode_format)."""
 
     def __init__(self, objects: Iterator[str], open_one: Callable[[str], BlockReader]) -> None:
         self.objects = objects

@@ -4,14 +4,17 @@ The coordinator never builds Python objects from the file: it reads one row grou
 in C), slices it into chunks and ships each slice as Arrow IPC bytes. A worker turns its slice
 into JSON lines and runs them like JSONL (the fast path applies).
 
-Arrow types become JSON values this way (AWS documents no mapping; this is distmap's choice,
-the one that keeps every value exact and JSON-typed):
+Arrow types become JSON values this way. Timestamps follow AWS, which gives them as whole
+milliseconds since the epoch (recorded from AWS by another emulator's authors); AWS documents no
+other part of the mapping, so the rest is distmap's choice, the one that keeps every value exact
+and JSON-typed:
 
 * integers, floats, booleans, strings: as they are; NaN and infinities: ``null`` (JSON has none);
 * null: ``null``; lists and fixed-size lists: arrays; structs: objects; maps: objects (keys as
   text; a later duplicate key wins);
-* timestamps: RFC 3339 text, ``2024-05-01T12:30:00.250000Z`` when the column has a time zone
-  (converted to UTC), without ``Z`` when it has none; dates ``2024-05-01``; times ``12:30:00``;
+* timestamps (any unit, with or without a time zone, also inside lists and structs): whole
+  milliseconds since the epoch, rounded down (``1714566600250``);
+* dates: ``2024-05-01``; times of day: ``12:30:00``;
 * decimals: text with every digit (``"12345.6700"``): a JSON number would lose precision;
 * binary: base64 text; durations: seconds, as a number.
 
@@ -40,7 +43,8 @@ def _pyarrow(parquet: bool = False) -> Any:
         import pyarrow as pa
         import pyarrow.ipc
 
-        if parquet:
+        if parquet:  # the coordinator: with the kernels workers use, so forked workers have them
+            import pyarrow.compute
             import pyarrow.parquet
     except ImportError:
         raise ItemReaderFailed(
@@ -123,7 +127,67 @@ def from_ipc(payload: bytes) -> Any:
     return pa.ipc.open_stream(pa.py_buffer(payload)).read_all()
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MS = dt.timedelta(milliseconds=1)
+_PER_MS = {"s": None, "ms": 1, "us": 1000, "ns": 1_000_000}
+
+
+def _millis(table: Any) -> Any:
+    """The table with every timestamp (also inside lists and structs) as whole milliseconds since
+    the epoch (int64, rounded down), as AWS gives timestamps: ``1714566600250``."""
+    import pyarrow as pa
+
+    for i, field in enumerate(table.schema):
+        if _has_timestamp(field.type):
+            column = pa.chunked_array([_ms_array(c) for c in table.column(i).chunks])
+            table = table.set_column(i, pa.field(field.name, column.type, field.nullable), column)
+    return table
+
+
+def _has_timestamp(typ: Any) -> bool:
+    import pyarrow.types as t
+
+    if t.is_timestamp(typ):
+        return True
+    return any(_has_timestamp(typ.field(k).type) for k in range(typ.num_fields))
+
+
+def _ms_array(arr: Any) -> Any:
+    """One array with its timestamps as milliseconds (lists and structs rebuilt around them)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.types as t
+
+    typ = arr.type
+    if t.is_timestamp(typ):
+        raw = pc.cast(arr, pa.int64())
+        per = _PER_MS[typ.unit]
+        if per is None:
+            return pc.multiply(raw, 1000)
+        if per == 1:
+            return raw
+        q = pc.divide(raw, per)  # rounds toward zero; 1969's instants must round down too
+        return pc.if_else(pc.greater(pc.multiply(q, per), raw), pc.subtract(q, 1), q)
+    if not _has_timestamp(typ):
+        return arr
+    mask = arr.is_null() if arr.null_count else None
+    if t.is_list(typ) or t.is_large_list(typ):
+        cls = pa.LargeListArray if t.is_large_list(typ) else pa.ListArray
+        return cls.from_arrays(arr.offsets, _ms_array(arr.values), mask=mask)
+    if t.is_struct(typ):
+        fields = [typ.field(k) for k in range(typ.num_fields)]
+        children = [_ms_array(arr.field(k)) for k in range(typ.num_fields)]
+        named = [pa.field(f.name, c.type, f.nullable) for f, c in zip(fields, children, strict=True)]
+        return pa.StructArray.from_arrays(children, fields=named, mask=mask)
+    return arr  # a map or fixed-size list of timestamps: left to the row-by-row path below
+
+
 def _default(value: Any) -> Any:
+    if isinstance(value, dt.datetime):  # nested in a list or struct
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+        return (aware - _EPOCH) // _MS
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
     if isinstance(value, decimal.Decimal):
         return format(value, "f")
     if isinstance(value, bytes | bytearray | memoryview):
@@ -135,7 +199,7 @@ def _default(value: Any) -> Any:
     raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
 
 
-_OPTIONS = orjson.OPT_UTC_Z
+_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME
 
 
 # ---------------------------------------------------------------- the format's entry points
@@ -148,7 +212,7 @@ def open_file(uri: str, cfg: Any) -> ParquetReader:
 def json_lines(block: RawBlock) -> bytes:
     """The block's rows as JSON lines (worker side): built column-wise by Arrow kernels when every
     column is an integer, boolean, float64 or string without control characters, else row by row."""
-    table = from_ipc(block.payload)  # type: ignore[arg-type]
+    table = _millis(from_ipc(block.payload))  # type: ignore[arg-type]
     fast = _vectorized(table)
     if fast is not None:
         return fast
@@ -157,12 +221,40 @@ def json_lines(block: RawBlock) -> bytes:
     return b"\n".join(dumps(r, default=_default, option=_OPTIONS) for r in rows)
 
 
-_CONTROL = "[\\x00-\\x1f]"
+_CONTROL = bytes(range(0x20))
+_TO_ESCAPE = _CONTROL + b'"\\'
+
+
+def _has_any(data: bytes, chars: bytes) -> bool:
+    return len(data.translate(None, chars)) != len(data)
+
+
+_PLAIN_INTEGRAL = 1e10
+"""Arrow writes a whole float below this as digits only (``123.0`` -> ``123``), at and above it with
+an exponent (``1e+10``): the integral values below it get ``.0`` so they stay floats."""
+
+
+def _string_data(column: Any) -> bytes:
+    """The UTF-8 bytes of a string column's values (every chunk), to scan for characters to escape."""
+    import pyarrow.types as t
+
+    out = []
+    for chunk in column.chunks:
+        if len(chunk) == 0:
+            continue
+        _, offsets, data = chunk.buffers()[:3]
+        if data is None:
+            continue
+        bounds = memoryview(offsets).cast("q" if t.is_large_string(chunk.type) else "i")
+        out.append(memoryview(data)[bounds[chunk.offset] : bounds[chunk.offset + len(chunk)]].tobytes())
+    return b"".join(out)
 
 
 def _vectorized(table: Any) -> bytes | None:
     """``{"a":1,"b":"x"}`` lines joined by newlines, or None when a column needs the slow path.
-    Same bytes as ``orjson.dumps`` of each row."""
+    Same bytes as ``orjson.dumps`` of each row (but for the spelling of floats, which parse to the
+    same numbers). One Arrow join builds every line; a string column without nulls needs no pass of
+    its own (its quotes are part of the text around it)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.types as t
@@ -170,33 +262,55 @@ def _vectorized(table: Any) -> bytes | None:
     if table.num_rows == 0 or table.num_columns == 0:
         return None
     parts: list[Any] = []
-    for i, (field, column) in enumerate(zip(table.schema, table.columns, strict=True)):
+    text_before = "{"
+    for field, column in zip(table.schema, table.columns, strict=True):
         typ = field.type
+        key = orjson.dumps(field.name).decode()
+        quoted = False
+        suffix = None
         if t.is_integer(typ) or t.is_boolean(typ):
             text = pc.cast(column, pa.string())
         elif t.is_float64(typ):  # shortest round-trip text; 1.0 stays a float; NaN and inf -> null
             text = pc.cast(column, pa.string())
-            integral = pc.invert(pc.match_substring_regex(text, "[.eE]"))
-            text = pc.if_else(integral, pc.binary_join_element_wise(text, ".0", ""), text)
-            text = pc.if_else(pc.is_finite(column), text, pa.scalar(None, pa.string()))
+            integral = pc.and_(pc.equal(pc.trunc(column), column), pc.less(pc.abs(column), _PLAIN_INTEGRAL))
+            if pc.any(integral).as_py():  # ".0" after those, as one more piece of the join below
+                suffix = pc.fill_null(pc.if_else(integral, ".0", ""), "")
+            finite = pc.is_finite(column)
+            if not pc.all(finite).as_py():
+                text = pc.if_else(finite, text, pa.scalar(None, pa.string()))
         elif t.is_string(typ) or t.is_large_string(typ):
-            if pc.any(pc.match_substring_regex(column, _CONTROL)).as_py():
-                return None
-            text = pc.replace_substring(column, "\\", "\\\\")
-            text = pc.replace_substring(text, '"', '\\"')
-            text = pc.binary_join_element_wise('"', text, '"', "")
+            data = _string_data(column)
+            text = column
+            if _has_any(data, _TO_ESCAPE):
+                if _has_any(data, _CONTROL):
+                    return None
+                text = pc.replace_substring(text, "\\", "\\\\")
+                text = pc.replace_substring(text, '"', '\\"')
+            if column.null_count:
+                text = pc.binary_join_element_wise('"', text, '"', "")
+            else:
+                quoted = True
         else:
             return None
-        key = orjson.dumps(field.name).decode()
-        parts.append(("{" if i == 0 else ",") + key + ":")
-        parts.append(pc.fill_null(text, "null"))
-    parts.append("}\n")
+        parts.append(text_before + key + (':"' if quoted else ":"))
+        parts.append(pc.fill_null(text, "null") if text.null_count else text)
+        if suffix is not None:
+            parts.append(suffix)
+        text_before = '",' if quoted else ","
+    parts.append(text_before[:-1] + "}\n")
     lines = pc.binary_join_element_wise(*parts, "")
     lines = lines.combine_chunks() if isinstance(lines, pa.ChunkedArray) else lines
     _, offsets, data = lines.buffers()
     bounds = memoryview(offsets).cast("i")
     start, end = bounds[lines.offset], bounds[lines.offset + len(lines)]
     return memoryview(data)[start : end - 1].tobytes()  # without the last newline
+
+
+def json_values(block: RawBlock) -> tuple[bytes, list[Any]]:
+    """The block's rows as JSON lines and, parsed in one call, their values in order (the lines are
+    built valid, one per row, none blank, so no line needs parsing on its own)."""
+    lines = json_lines(block)
+    return lines, orjson.loads(b"[" + lines.replace(b"\n", b",") + b"]")
 
 
 def decode(spec: Any, block: RawBlock) -> Iterator[tuple[int, Any, bytes]]:
