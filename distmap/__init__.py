@@ -30,7 +30,9 @@ if TYPE_CHECKING:
     )
     from distmap.asl.execution import validate
     from distmap.config import MapJob, load_job
+    from distmap.describe import describe_map_run, list_map_runs, update_map_run
     from distmap.run_state import ItemCounts, MapRunResult
+    from distmap.runs import redrive, resume
 
 # Imported on first use, so a worker process that only needs the batch executor (a Ray actor
 # unpickling distmap.executors.ray_backend.ChunkWorker) does not pay for the coordinator, the
@@ -47,6 +49,11 @@ _LAZY = {
     "current_task_token": "distmap.asl.callbacks",
     "TaskTokenError": "distmap.asl.callbacks",
     "validate": "distmap.asl.execution",
+    "resume": "distmap.runs",
+    "redrive": "distmap.runs",
+    "describe_map_run": "distmap.describe",
+    "list_map_runs": "distmap.describe",
+    "update_map_run": "distmap.describe",
 }
 
 
@@ -87,11 +94,16 @@ __all__ = [
     "Timeout",
     "__version__",
     "current_task_token",
+    "describe_map_run",
     "execute",
+    "list_map_runs",
     "load_job",
+    "redrive",
+    "resume",
     "run",
     "send_task_failure",
     "send_task_heartbeat",
     "send_task_success",
+    "update_map_run",
     "validate",
 ]

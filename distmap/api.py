@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from distmap.imports import load_hint
 from distmap.names import run_id_problem
 from distmap.processor import resolve_function
 from distmap.run_state import MapRunResult
+from distmap.runs import start_journal
 from distmap.stops import StopRequests
 
 
@@ -61,6 +63,7 @@ def run(
     handle_signals: bool = True,
     mask_causes: bool = True,
     stops: StopRequests | None = None,
+    journal: bool = True,
     **executor_options: Any,
 ) -> MapRunResult:
     """Run a Distributed Map job and return its result.
@@ -83,6 +86,10 @@ def run(
             records, as in logs. On by default; ``False`` keeps causes verbatim.
         stops: a ``distmap.stops.StopRequests`` already installed by the caller (the CLI installs
             one before loading the job); ``stops.request()`` from another thread stops the run.
+        journal: keep a run journal (``run.json``, ``journal.jsonl`` in the run's result directory,
+            or under ``DISTMAP_STATE_DIR`` without a ResultWriter), so ``distmap.resume`` can
+            continue the run after a crash and ``distmap describe`` can follow it. S3 results
+            are not journaled.
         executor_options: passed to the backend's executor: ``workers``, ``per_worker_window``
             (local); ``address``, ``num_cpus``, ``ship``, ``runtime_env``, ``dashboard``,
             ``startup_timeout``, ``init_options`` (ray; see ``RayExecutor``).
@@ -102,6 +109,8 @@ def run(
     check_function(mj)
     if backend not in BACKENDS:
         raise ConfigError("backend", f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+    run_id = run_id or str(uuid.uuid4())
+    durable = start_journal(mj, run_id) if journal else None
     executor = make_executor(backend, **executor_options)
     return Coordinator(
         mj,
@@ -111,4 +120,5 @@ def run(
         handle_signals=handle_signals,
         mask_causes=mask_causes,
         stops=stops,
+        durable=durable,
     ).run()

@@ -29,6 +29,7 @@ import sys
 from collections.abc import Iterator
 
 from distmap import __version__
+from distmap.cli_runs import RUN_COMMANDS, add_run_commands, continue_run, run_command
 from distmap.errors import BackendUnavailable, ConfigError, StatesError
 from distmap.executors import BACKENDS
 from distmap.logs import configure_logging, get_logger
@@ -74,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     r.add_argument("--no-progress", action="store_true", help="no live progress bar")
     r.add_argument("--no-mask-causes", action="store_true", help=_NO_MASK_HELP)
+    r.add_argument(
+        "--no-journal", action="store_true", help="keep no run journal (the run cannot be resumed or described)"
+    )
     e = sub.add_parser("execute", help="run a whole Step Functions state machine (ASL definition)")
     e.add_argument("definition", help="the state machine definition (JSON or YAML file)")
     e.add_argument("--input", default="{}", help="the execution input: JSON text, or @file (default {})")
@@ -90,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--log-json", action="store_true", help="JSON log lines on stderr even on a terminal")
     e.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     e.add_argument("--no-mask-causes", action="store_true", help=_NO_MASK_HELP)
+    add_run_commands(sub, BACKENDS, _NO_MASK_HELP)
     v = sub.add_parser("validate", help="check a state machine definition and list what it needs")
     v.add_argument("definition", help="the state machine definition (JSON or YAML file)")
     v.add_argument("--resources", help="the resources file to check the definition against")
@@ -100,8 +105,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
-        if args.command == "run":
+        if args.command in ("run", "resume", "redrive"):
             return _run(args)
+        if args.command in RUN_COMMANDS:
+            return run_command(args)
         return _other(args)
     except KeyboardInterrupt:  # Ctrl-C before distmap's own handlers were in place
         print("distmap: interrupted", file=sys.stderr)
@@ -151,6 +158,9 @@ def _run_job(args: argparse.Namespace, stops: StopRequests) -> tuple[int, str | 
     )
     log = get_logger()
     options = {}
+    if args.command != "run":
+        args.overrides, args.run_id, args.dashboard = [], None, False
+        args.num_cpus = getattr(args, "num_cpus", None)
     if args.backend == "ray":
         options = {"address": args.address, "num_cpus": args.num_cpus, "dashboard": args.dashboard}
     elif args.address or args.num_cpus or args.dashboard:
@@ -160,18 +170,23 @@ def _run_job(args: argparse.Namespace, stops: StopRequests) -> tuple[int, str | 
         print(f"distmap: --run-id {problem}", file=sys.stderr)
         return EXIT_USAGE, None
     try:
-        result = run(
-            args.config,
-            backend=args.backend,
-            overrides=args.overrides,
-            run_id=args.run_id,
-            progress=progress,
-            mask_causes=not args.no_mask_causes,
-            stops=stops,
-            **options,
-        )
+        if args.command != "run":
+            result = continue_run(args, progress=progress, stops=stops, **options)
+        else:
+            result = run(
+                args.config,
+                backend=args.backend,
+                overrides=args.overrides,
+                run_id=args.run_id,
+                progress=progress,
+                mask_causes=not args.no_mask_causes,
+                stops=stops,
+                journal=not args.no_journal,
+                **options,
+            )
     except ConfigError as exc:
-        print(f"distmap: invalid job: {redact(str(exc))}", file=sys.stderr)
+        what = "invalid job" if args.command == "run" else f"cannot {args.command}"
+        print(f"distmap: {what}: {redact(str(exc))}", file=sys.stderr)
         if json_logs:
             problems = [f"{p.field}: {p.reason}" if p.field else p.reason for p in exc.problems or [exc]]
             log.error("map_run.invalid_config", field=exc.field, reason=exc.reason, problems=problems)

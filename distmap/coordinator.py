@@ -18,14 +18,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from distmap.checkpoint import DurableRun
 from distmap.config.model import MapJob
 from distmap.contract import MAX_CHUNK_ITEMS, Chunk, ChunkResult, RunSpec
 from distmap.errors import ItemReaderFailed, ResultWriterFailed
 from distmap.executors.base import Completed, Crashed, Executor, WorkerInitError
+from distmap.journaled import Journaled
 from distmap.logs import get_logger
 from distmap.memory import tune_allocator
 from distmap.processor import BatchProcessor, runs_async
-from distmap.readers.base import BlockReader, DecodeSpec, open_reader, split_block
+from distmap.readers.base import BlockReader, DecodeSpec, open_reader, reader_tell, split_block
 from distmap.readers.formats import decode_format, total_bytes
 from distmap.records import RecordIdentity, child_identity, iso_now, region_account
 from distmap.results.writer import ResultWriter
@@ -163,7 +165,7 @@ class _Stop:
 ProgressHook = Callable[[dict[str, Any]], None]
 
 
-class Coordinator:
+class Coordinator(Journaled):
     """Runs one map run of ``job`` on ``executor``."""
 
     def __init__(
@@ -178,12 +180,21 @@ class Coordinator:
         max_chunk_items: int = MAX_CHUNK_ITEMS,
         mask_causes: bool = True,
         stops: StopRequests | None = None,
+        durable: DurableRun | None = None,
     ) -> None:
         self.job = job
+        self.durable = durable
+        """The run journal (``distmap.checkpoint``), when the run keeps one."""
+        self._cap: int | None = None
+        """Items in flight at most, once ``distmap update`` lowered MaxConcurrency."""
         self.mask_causes = mask_causes
         self.executor = executor
         self.run_id = run_id or str(uuid.uuid4())
         self.map_run_arn, self.identity = map_run_identity(job, self.run_id)
+        if durable is not None and durable.header.get("redriveCount"):
+            from dataclasses import replace
+
+            self.identity = replace(self.identity, redrive_count=durable.header["redriveCount"])
         self.progress = progress
         self.cores = cores
         self.handle_signals = handle_signals
@@ -209,6 +220,16 @@ class Coordinator:
         self._unread = 0
         """Items counted by the splitter that a worker could not read (malformed data): not items."""
         self._read_stop: _Stop | None = None
+        self._known_total: int | None = None
+        """The input's item count from a resumed run's journal."""
+        self._read_until: int | None = None
+        """Items dispatched when malformed data was found: no item from there on is read (kept
+        in the journal, so a resumed run reads no further either)."""
+        self._resumed_read_cause: str | None = None
+        """A resumed run's journal says malformed data ended its reading, with this cause."""
+        self._count_now = False
+        """An update set a tolerated percentage: count the input's items to decide it early."""
+        self._counter: _Counter | None = None
         self._writer_broken = False
         self._cut_short: set[int] = set()
         """``id()`` of the chunks that were running when the run was aborted."""
@@ -272,11 +293,16 @@ class Coordinator:
         try:
             if job.result_writer is not None:
                 writer = ResultWriter(job.result_writer, self.run_id, self.map_run_arn)
-                writer.open()  # raises ResultWriterFailed (also for an existing run) before any work
+                writer.open(resume=self._resuming)  # raises ResultWriterFailed (also for an existing run)
+            if self.durable is not None:
+                self.durable.header["startDate"] = self.durable.header["startDate"] or started
+                self.durable.open(writer, job.item_reader)
             t_connect = time.perf_counter()
             workers = self.executor.connect(job)
         except BaseException:
             reader.close()
+            if self.durable is not None:
+                self.durable.discard()
             if writer is not None:
                 writer.abort()
             raise
@@ -309,7 +335,9 @@ class Coordinator:
             )
         self._total_bytes = total_bytes(job.item_reader)
         counter = None
-        if job.tolerated_failure_percentage not in (None, 100.0):
+        if self.durable is not None:
+            self._resume_from(reader)
+        if job.tolerated_failure_percentage not in (None, 100.0) and self._known_total is None:
             counter = _Counter(job)
         stop: _Stop | None = None
         try:
@@ -326,10 +354,13 @@ class Coordinator:
             if writer is not None:
                 writer.abort()
             reader.close()
+            if self.durable is not None:
+                self.durable.journal.close()
             raise
         finally:
-            if counter is not None and counter.reader is not None:
-                counter.reader.close()
+            for c in (counter, self._counter):
+                if c is not None and c.reader is not None:
+                    c.reader.close()
         try:
             return self._finish(stop, reader, writer, local, started, t0)
         except StopNow:
@@ -358,6 +389,8 @@ class Coordinator:
                 return self.counts.total
             if counter is not None and counter.total is not None:
                 return counter.total - self._unread
+            if self._known_total is not None:
+                return self._known_total - self._unread
             return None
 
         while True:
@@ -368,18 +401,23 @@ class Coordinator:
             if stop is not None and stop.kind == "writer":
                 break  # nothing more can be written: in-flight chunks become PENDING
             # fill the window
-            while stop is None and len(ex.outstanding()) < ex.capacity:
+            while stop is None and len(ex.outstanding()) < ex.capacity and self._below_cap():
                 if self._requeue:
                     ex.submit(self._requeue.popleft())
                     continue
                 if self._reader_done:
                     break
-                remaining = (max_items - self._next_index) if max_items else None
+                remaining = self._remaining(max_items, self._next_index)
                 if remaining is not None and remaining <= 0:
                     self._reader_done = True
                     break
                 n, nbytes = sizer.next_size(remaining)
+                start_pos = None
                 try:
+                    if self.durable is not None:
+                        self._next_index, n = self.durable.before_read(reader, self._next_index, n)
+                        n = self._capped(n)
+                        start_pos = reader_tell(reader)
                     block = reader.read_block(n, nbytes)
                 except ItemReaderFailed as exc:
                     stop = _Stop("reader", exc.error, exc.cause)
@@ -392,6 +430,11 @@ class Coordinator:
                 )
                 sizer.saw_block(size, block.count)
                 chunk = Chunk(next_seq, self._next_index, block)
+                if self.durable is not None:
+                    assert self.durable.checkpoint is not None
+                    self.durable.checkpoint.read(
+                        self._next_index, block.count, start_pos, reader_tell(reader)
+                    )
                 next_seq += 1
                 self._next_index += block.count
                 self._sync_total()
@@ -410,17 +453,33 @@ class Coordinator:
                 if stop is None:
                     failed = self.counts.failed + self.counts.timed_out
                     if exceeds_threshold(
-                        failed, total_known(), job.tolerated_failure_percentage, job.tolerated_failure_count
+                        failed,
+                        total_known(),
+                        self.job.tolerated_failure_percentage,
+                        self.job.tolerated_failure_count,
                     ):
                         stop = self._threshold_stop(failed, total_known())
+            if counter is None and self._count_now and total_known() is None:
+                counter = self._counter = _Counter(self.job)  # an update asked for a percentage
             if counter is not None and counter.total is None:
                 counter.step()
+                self._known_total = counter.total
                 if stop is None and counter.total is not None:
                     failed = self.counts.failed + self.counts.timed_out
                     if exceeds_threshold(
-                        failed, counter.total, job.tolerated_failure_percentage, job.tolerated_failure_count
+                        failed,
+                        counter.total,
+                        self.job.tolerated_failure_percentage,
+                        self.job.tolerated_failure_count,
                     ):
                         stop = self._threshold_stop(failed, counter.total)
+            if self.durable is not None and not self._writer_broken:
+                # after a failed write nothing more is committed: the chunks of this turn are redone
+                try:
+                    self._journal_tick()
+                except ResultWriterFailed as exc:
+                    if stop is None or stop.kind != "writer":
+                        stop = self._writer_stop(exc)
             now = time.monotonic()
             if now - last_progress >= 0.2:
                 last_progress = now
@@ -443,7 +502,7 @@ class Coordinator:
         if isinstance(done, Crashed):
             return self._handle_crash(done, writer, local)
         res = done.result
-        self._record(res, writer)
+        self._record(res, writer, done.chunk)
         self._sizer.saw_result(res)
         return self._read_stop
 
@@ -456,11 +515,13 @@ class Coordinator:
         fails with States.ItemReaderFailed (the first such cause is kept)."""
         self._unread += unread
         self._sync_total()
+        if self._read_until is None:
+            self._read_until = self._next_index
         if self._read_stop is None:
             self.log.error("map_run.item_reader_failed", cause=cause)
             self._read_stop = _Stop("reader", "States.ItemReaderFailed", cause)
 
-    def _record(self, res: ChunkResult, writer: ResultWriter | None) -> None:
+    def _record(self, res: ChunkResult, writer: ResultWriter | None, chunk: Chunk) -> None:
         if res.reader_error is not None:
             self._unreadable(res.unread, res.reader_error)
         # the items ran whatever happens to their records: count them first
@@ -473,6 +534,9 @@ class Coordinator:
             writer.write("SUCCEEDED", res.succeeded, res.succeeded_records, res.succeeded_ends)
             writer.write("FAILED", res.failed, res.failed_records, res.failed_ends)
             self.counts.results_written = writer.results_written
+        if self.durable is not None and not self._writer_broken:
+            assert self.durable.checkpoint is not None
+            self.durable.checkpoint.done(chunk.first_index, chunk.block.count)
 
     def _writer_stop(self, exc: ResultWriterFailed) -> _Stop:
         """The result writer failed: nothing more is written, and the run ends FAILED."""
@@ -520,7 +584,7 @@ class Coordinator:
             return None
         cause = f"{done.reason} while running this item, {chunk.crashes} times; it was not retried further"
         self.log.error("map_run.item_killed_worker", first_index=chunk.first_index, cause=cause)
-        self._record(local.failed_result(chunk, CRASH_ERROR, cause), writer)
+        self._record(local.failed_result(chunk, CRASH_ERROR, cause), writer, chunk)
         return self._read_stop
 
     # ------------------------------------------------------------------ end of run
@@ -547,13 +611,17 @@ class Coordinator:
             max_items = self.job.item_reader.max_items
             while True:
                 self._check_stop()
-                remaining = (max_items - index) if max_items else None
+                remaining = self._remaining(max_items, index)
                 if remaining is not None and remaining <= 0:
                     break
                 try:
-                    block = reader.read_block(
-                        min(remaining or MAX_CHUNK_ITEMS, MAX_CHUNK_ITEMS), MAX_CHUNK_BYTES
-                    )
+                    n = min(remaining or MAX_CHUNK_ITEMS, MAX_CHUNK_ITEMS)
+                    if self.durable is not None:
+                        index, n = self.durable.before_read(reader, index, n)
+                        self._next_index = index
+                        if (rest := self._remaining(max_items, index)) is not None and rest <= 0:
+                            break
+                    block = reader.read_block(n, MAX_CHUNK_BYTES)
                 except ItemReaderFailed as exc:
                     self.log.warning("map_run.pending_incomplete", cause=exc.cause)
                     break
@@ -585,6 +653,13 @@ class Coordinator:
         t0: float,
     ) -> MapRunResult:
         job = self.job
+        if self.durable is not None and not self._writer_broken:
+            try:
+                self._journal_tick(force=True)  # the last chunks, before any PENDING record
+            except ResultWriterFailed as exc:
+                stop = stop if stop is not None and stop.kind == "writer" else self._writer_stop(exc)
+        if stop is None and self._resumed_read_cause is not None:
+            stop = _Stop("reader", "States.ItemReaderFailed", self._resumed_read_cause)
         cut_short = stop is not None and (stop.kind in ("abort", "worker", "writer") or self.stops.level > 0)
         if cut_short:
             # in-flight chunks are cut short: written as PENDING (and counted ABORTED on abort)
@@ -700,6 +775,8 @@ class Coordinator:
             stats=stats,
         )
         self._report(None, self.counts.total, running=0, final=True)
+        if self.durable is not None:
+            self._journal_end(result)
         self.log.info(
             "map_run.finished",
             status=status,

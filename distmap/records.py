@@ -94,6 +94,8 @@ class RecordIdentity:
     express_id_prefix: str | None = None
     """EXPRESS children only: their ARNs end with ``:<uuid>`` (AWS's Express execution ARN form),
     the uuid being this prefix (24 characters) and the index in 12 hex digits."""
+    redrive_count: int = 0
+    """The ``RedriveCount`` of the children run now: the map run's redrives so far."""
 
 
 EXECUTION_TYPES = ("STANDARD", "EXPRESS")
@@ -153,12 +155,15 @@ class RecordEncoder:
         sm = quote(ident.state_machine_arn)
         self._after_input = b',"InputDetails":{"Included":true},"Name":"'
         self._ok_mid = b'","Output":'
+        redrives = b"%d" % ident.redrive_count
         self._ok_tail = (
-            b',"OutputDetails":{"Included":true},"RedriveCount":0,"RedriveStatus":"NOT_REDRIVABLE",'
+            b',"OutputDetails":{"Included":true},"RedriveCount":'
+            + redrives
+            + b',"RedriveStatus":"NOT_REDRIVABLE",'
             b'"RedriveStatusReason":"Execution is SUCCEEDED and cannot be redriven","StartDate":'
         )
         self._fail_mid = b'","Error":'
-        self._fail_tail = b',"RedriveCount":0,"RedriveStatus":"REDRIVABLE","StartDate":'
+        self._fail_tail = b',"RedriveCount":' + redrives + b',"RedriveStatus":"REDRIVABLE","StartDate":'
         self._sm_ok = b',"StateMachineArn":' + sm + b',"Status":"SUCCEEDED","StopDate":'
         self._sm_fail = b',"StateMachineArn":' + sm + b',"Status":"FAILED","StopDate":'
         self._sm_timed_out = b',"StateMachineArn":' + sm + b',"Status":"TIMED_OUT","StopDate":'

@@ -9,8 +9,12 @@ that has Ray's threads running.
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +26,12 @@ for p in (str(ROOT), str(Path(__file__).resolve().parent)):
         sys.path.insert(0, p)
 
 pytest_plugins = ["fixtures_s3"]
+
+# runs without a ResultWriter keep their journal under the state directory: the tests' go to a
+# directory of their own (subprocesses inherit it), never to the user's ~/.local/state
+if "DISTMAP_STATE_DIR" not in os.environ:
+    os.environ["DISTMAP_STATE_DIR"] = tempfile.mkdtemp(prefix="distmap-test-state-")
+    atexit.register(shutil.rmtree, os.environ["DISTMAP_STATE_DIR"], True)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -129,10 +129,14 @@ def record_ids(records: list[dict[str, Any]]) -> list[int]:
     return [json.loads(r["Input"])["id"] for r in records]
 
 
+JOURNAL_FILES = {"run.json", "journal.jsonl", "update.json"}
+
+
 def check_run_dir(run_dir: Path, n: int) -> dict[str, Any]:
     """The invariants of a run directory, whatever way the run ended:
 
-    * no unfinished (``.part``) file; every result file is complete JSON;
+    * no unfinished (``.part``) file, except under a run journal (``journal.jsonl``: the parts a
+      resume continues, cut back to what the journal committed); every result file is complete JSON;
     * with a manifest: it lists exactly the result files there, with their sizes, and every item
       index appears exactly once across them;
     * without one: no item index appears twice in what was left.
@@ -140,7 +144,9 @@ def check_run_dir(run_dir: Path, n: int) -> dict[str, Any]:
     Returns {"manifest": bool, "by_status": {status: [ids]}}.
     """
     files = sorted(p for p in run_dir.iterdir()) if run_dir.is_dir() else []
-    assert not [p.name for p in files if p.name.endswith(".part") or p.name.startswith(".tmp-")]
+    journaled = (run_dir / "journal.jsonl").exists()
+    assert not [p.name for p in files if p.name.startswith(".tmp-") or (p.name.endswith(".part") and not journaled)]
+    files = [p for p in files if p.name not in JOURNAL_FILES and not p.name.startswith(".")]
     by_status: dict[str, list[int]] = {"SUCCEEDED": [], "FAILED": [], "PENDING": []}
     result_files = [p for p in files if p.name != "manifest.json"]
     for p in result_files:

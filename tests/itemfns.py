@@ -230,3 +230,11 @@ def by_kind(item: dict[str, Any]) -> Any:
     if kind == "object":
         return {"v": object()}
     return item
+
+
+def fail_until_gate(item: dict[str, Any]) -> Any:
+    """Fails items with ``flaky: true`` while the file ``gate`` does not exist (an outage that
+    ends when the test creates it); visible to every worker process and Ray actor."""
+    if item.get("flaky") and not Path(item["gate"]).exists():
+        raise ConnectionError(f"item {item['id']}: service unavailable")
+    return {"id": item["id"]}

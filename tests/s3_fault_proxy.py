@@ -3,11 +3,15 @@
 then fails every later write for good with ``500 InternalError``, as a bucket whose writes keep
 failing would. Reads and deletes (GET, HEAD, DELETE, so also AbortMultipartUpload) still pass, so
 a client can clean up after itself, unless ``fail_deletes`` makes DELETE fail too (an outage).
+
+With ``share`` it is a flaky endpoint instead: any request fails with that probability (seeded),
+answering ``500 InternalError`` or ``503 SlowDown`` in turn, as S3 does under load.
 """
 
 from __future__ import annotations
 
 import http.client
+import random
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,8 +25,13 @@ FAILURE = (
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, allow_writes: int, *, fail_deletes: bool = False) -> None:
+    def __init__(
+        self, upstream: str, allow_writes: int, *, fail_deletes: bool = False, share: float = 0.0, seed: int = 0
+    ) -> None:
         self.upstream = urlsplit(upstream)
+        self.share = share
+        self.rng = random.Random(seed)
+        self.flaky: list[str] = []
         self.allow_writes = allow_writes
         self.fail_deletes = fail_deletes  # a total outage: nothing can be cleaned up either
         self.writes = 0
@@ -48,8 +57,26 @@ class FaultProxy:
                         self.rfile.readline()
                 return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
+            def _flaky(self) -> bool:
+                with proxy.lock:
+                    if not proxy.share or proxy.rng.random() >= proxy.share:
+                        return False
+                    proxy.flaky.append(f"{self.command} {self.path}")
+                    slow = len(proxy.flaky) % 2 == 0
+                code, text = (503, b"SlowDown") if slow else (500, b"InternalError")
+                body = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>%s</Code><Message>injected</Message></Error>" % text
+                self.send_response(code)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+                return True
+
             def _handle(self) -> None:
                 body = self._body()
+                if self._flaky():
+                    return
                 if self.command in ("PUT", "POST") or (proxy.fail_deletes and self.command == "DELETE"):
                     with proxy.lock:
                         proxy.writes += 1

@@ -27,7 +27,7 @@ from property_settings import EXAMPLES
 
 from distmap.config.parse import parse_job
 from distmap.coordinator import Coordinator
-from distmap.executors.inline import InlineExecutor
+from distmap.executors.inline import CoordinatorDied, InlineExecutor
 
 PROPS = settings(
     max_examples=EXAMPLES,
@@ -204,3 +204,69 @@ def test_every_item_accounted_exactly_once(tmp_path_factory, doc, max_items, tol
         assert "line " in (res.cause or "")
         if shape.endswith(("_DIR", "_DIR_GZ")) or shape in ("INVENTORY", "ATHENA"):
             assert f"{tmp / 'in'}/" in (res.cause or ""), "the cause names the file of the directory"
+
+
+@PROPS
+@given(
+    doc=inputs(),
+    max_items=st.sampled_from([0, 0, 7, 40]),
+    tolerance=st.sampled_from([{}, {"ToleratedFailureCount": 3}, {"ToleratedFailurePercentage": 100}]),
+    chunk_items=st.integers(1, 20),
+    window=st.integers(1, 4),
+    per_poll=st.integers(1, 3),
+    deaths=st.lists(st.integers(1, 8), max_size=3),
+)  # fmt: skip
+def test_every_item_accounted_exactly_once_across_deaths_and_resumes(
+    tmp_path_factory, doc, max_items, tolerance, chunk_items, window, per_poll, deaths
+):
+    """The same invariants when the coordinator dies after a few chunks (scripted, inline) and the
+    run is resumed from its journal, maybe several times: the final manifest's files hold each
+    item once, with counts equal to the files."""
+    from distmap.runs import resume, start_journal
+
+    shape, lines, cuts = doc
+    tmp = tmp_path_factory.mktemp("run")
+    reader = write_shape(tmp, shape, lines, cuts)
+    reader.setdefault("ReaderConfig", {})["MaxItems"] = max_items
+    spec: dict[str, Any] = {
+        "ItemReader": reader,
+        "ItemProcessor": {"Function": "itemfns:fail_flagged"},
+        "ResultWriter": {"Destination": str(tmp / "out")},
+        **tolerance,
+    }
+    job = parse_job(spec, base_dir=str(tmp))
+    opts: dict[str, Any] = {"window": window, "per_poll": per_poll}
+    res = None
+    for k, death in enumerate([*deaths, None]):
+        die = (lambda n, d=death: n >= d) if death is not None else None
+        try:
+            if k == 0:
+                executor = InlineExecutor(**opts, die=die)
+                durable = start_journal(job, "r")
+                res = Coordinator(job, executor, run_id="r", handle_signals=False, max_chunk_items=chunk_items,
+                                  durable=durable).run()  # fmt: skip
+            else:
+                res = resume(tmp / "out" / "r", backend="inline", handle_signals=False,
+                             max_chunk_items=chunk_items, **opts, die=die)  # fmt: skip
+            break
+        except CoordinatorDied:
+            continue
+    assert res is not None
+    c = res.item_counts
+    assert res.manifest is not None, (res.status, res.error, res.cause)
+    files = read_files(res.manifest)
+    assert c.succeeded + c.failed + c.timed_out + c.pending + c.aborted == c.total
+    assert len(files["SUCCEEDED"]) == c.succeeded
+    assert len(files["FAILED"]) == c.failed + c.timed_out
+    assert len(files["PENDING"]) == c.pending + c.aborted
+    seen = [item_number(json.loads(r["Input"])) for recs in files.values() for r in recs]
+    assert len(seen) == len(set(seen)) == c.total, "no item twice"
+    records = [(kind, i) for kind, i, _ in lines if kind != "blank"]
+    in_range = records[: max_items or len(records)]
+    first_bad = next((k for k, (kind, _) in enumerate(in_range) if kind == "bad"), None)
+    valid = {i for kind, i in in_range if kind == "item"}
+    assert set(seen) <= valid
+    must = {i for kind, i in in_range[: first_bad if first_bad is not None else len(in_range)] if kind == "item"}
+    assert must <= set(seen), "every item before the first malformed record is in a result file"
+    if first_bad is None:
+        assert set(seen) == valid

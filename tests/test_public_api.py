@@ -23,12 +23,17 @@ PUBLIC = [
     "Timeout",
     "__version__",
     "current_task_token",
+    "describe_map_run",
     "execute",
+    "list_map_runs",
     "load_job",
+    "redrive",
+    "resume",
     "run",
     "send_task_failure",
     "send_task_heartbeat",
     "send_task_success",
+    "update_map_run",
     "validate",
 ]
 

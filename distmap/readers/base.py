@@ -141,9 +141,51 @@ class ByteSource:
         """Whether the stream is a local file's bytes as they are on disk (offsets are file offsets)."""
         return self.fh is self._raw and "://" not in self.uri
 
+    def seek(self, offset: int) -> None:
+        """Continue at ``offset`` (a ``tell`` of an earlier reader of the same object): a seek for
+        a plain file or S3 object, reading forward and dropping the bytes for a compressed one."""
+        if offset == self.tell():
+            return
+        raw = self._raw
+        if self.fh is raw and offset >= 0 and hasattr(raw.raw, "seek"):
+            try:
+                raw.raw.seek(offset)
+            except Exception as exc:
+                raise ItemReaderFailed(cause=f"cannot seek in {self.uri}: {describe_os_error(exc)}") from None
+            self._decoded, self.buf, self.eof = offset, b"", False
+            self._first = offset == 0
+            return
+        if offset < self.tell():
+            raise ItemReaderFailed(cause=f"cannot seek back in {self.uri}")
+        while self.tell() < offset:
+            want = offset - self.tell()
+            if len(self.buf) >= want:
+                self.buf = self.buf[want:]
+                break
+            self.buf = b""
+            self.fill(min(want, 8 << 20))
+            if not self.buf:
+                raise ItemReaderFailed(cause=f"{self.uri} is shorter than when the run started")
+
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.fh.close()
+
+
+def reader_tell(reader: Any) -> Any:
+    """A JSON token for where ``reader`` stands (before its next block), or None when the reader
+    cannot say (JSON arrays, Parquet, listings: a resumed run then reads past the done items)."""
+    tell = getattr(reader, "tell", None)
+    return tell() if tell is not None else None
+
+
+def reader_seek(reader: Any, token: Any) -> bool:
+    """Move ``reader`` to a ``reader_tell`` token; False when the reader cannot seek."""
+    seek = getattr(reader, "seek", None)
+    if seek is None or token is None:
+        return False
+    seek(token)
+    return True
 
 
 def block_spec(spec: DecodeSpec, block: RawBlock) -> DecodeSpec:

@@ -122,6 +122,13 @@ class CsvReader:
                 return RawBlock(block, count, first)
             # only empty lines: keep reading
 
+    def tell(self) -> dict[str, int]:
+        return {"o": self.src.tell(), "l": self.line}
+
+    def seek(self, token: dict[str, int]) -> None:
+        self.src.seek(token["o"])
+        self.line = token["l"]
+
     def close(self) -> None:
         self.src.close()
 

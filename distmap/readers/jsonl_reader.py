@@ -115,6 +115,13 @@ class JsonlReader:
                 return RawBlock(block, count, first, span=span)
             # only blank lines: keep reading
 
+    def tell(self) -> dict[str, int]:
+        return {"o": self.src.tell(), "l": self.line}
+
+    def seek(self, token: dict[str, int]) -> None:
+        self.src.seek(token["o"])
+        self.line = token["l"]
+
     def close(self) -> None:
         self.src.close()
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 
+from distmap.errors import ItemReaderFailed
 from distmap.readers.base import BlockReader, RawBlock
 
 
@@ -64,6 +65,41 @@ class MultiReader:
             header = tuple(self.current.header)
             block.header = header if header else None
             return block
+
+    def tell(self) -> dict[str, object] | None:
+        """Where the stream stands: the current file's number (1-based, in key order), its name and
+        the position inside it; None when its format cannot tell."""
+        from distmap.readers.base import reader_tell
+
+        if self.current is None:
+            return {"f": self.files, "u": None, "p": None}
+        inner = reader_tell(self.current)
+        return None if inner is None else {"f": self.files, "u": self.current_name, "p": inner}
+
+    def seek(self, token: dict[str, object]) -> None:
+        """Continue at a ``tell`` token: skip the files before it unopened, seek inside it."""
+        from distmap.readers.base import reader_seek
+        from distmap.readers.sources import ObjectUri
+
+        target = int(token["f"])  # type: ignore[call-overload]
+        if target < self.files or (target == self.files and token["u"] not in (None, self.current_name)):
+            raise ItemReaderFailed(cause=f"cannot seek back to file {target} of the input")
+        if target > self.files:
+            self._close_current()
+            for uri in self.objects:
+                self.files += 1
+                if self.files == target and token["u"] is None:
+                    break  # that file was done: the next one opens on the next read
+                if self.files == target:
+                    if str(uri) != token["u"]:
+                        raise ItemReaderFailed(
+                            cause=f"the input changed: file {target} is now {uri}, it was {token['u']}"
+                        )
+                    self.current = self.open_one(uri if isinstance(uri, ObjectUri) else ObjectUri(uri))
+                    self.current_name = str(uri)
+                    break
+        if token["p"] is not None and self.current is not None:
+            reader_seek(self.current, token["p"])
 
     def _close_current(self) -> None:
         if self.current is not None:

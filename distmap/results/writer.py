@@ -58,6 +58,35 @@ class _LocalFile:
             self.fh.close()
         self.part.unlink(missing_ok=True)
 
+    def keep(self) -> None:
+        """Close without renaming: the part file stays for a resume (which cuts it back to the
+        bytes its journal committed)."""
+        with contextlib.suppress(OSError, ValueError):
+            self.fh.close()
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+    @classmethod
+    def reopen(cls, path: Path, size: int) -> _LocalFile:
+        """Continue a result file at ``size``, the bytes a run journal committed: its part file
+        (or the file itself, closed after the last commit) is cut back to that size."""
+        part = path.with_name(f".{path.name}.part")
+        if not part.exists() and path.exists():
+            os.replace(path, part)
+        have = part.stat().st_size if part.exists() else -1
+        if have < size:
+            raise ResultWriterFailed(
+                cause=f"cannot resume {path}: it holds {max(have, 0)} bytes, the run journal committed {size}"
+            )
+        self = cls.__new__(cls)
+        self.path, self.part = path, part
+        fh = open(part, "r+b", buffering=1 << 20)  # noqa: SIM115
+        fh.truncate(size)
+        fh.seek(size)
+        self.fh = fh
+        return self
+
 
 class _S3File:
     """A result file written as an S3 multipart upload (smart_open), completed on close."""
@@ -75,6 +104,12 @@ class _S3File:
 
     def close(self) -> None:
         self.fh.close()
+
+    def keep(self) -> None:
+        self.discard()  # an unfinished upload cannot be continued by another process
+
+    def flush(self) -> None:
+        pass  # bytes reach S3 a part at a time
 
     def discard(self) -> None:
         """Abort the multipart upload, so no unfinished upload stays behind (raises if S3 refuses)."""
@@ -122,6 +157,19 @@ class _LocalStore:
     def open_write(self, key: str) -> _LocalFile:
         return _LocalFile(self._path(key))
 
+    def reopen(self, key: str, size: int) -> _LocalFile:
+        return _LocalFile.reopen(self._path(key), size)
+
+    def remove(self, key: str) -> None:
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        path.with_name(f".{path.name}.part").unlink(missing_ok=True)
+
+    def names(self) -> list[str]:
+        """Every file in this run's directory (hidden part files included)."""
+        run_dir = self._path(self.run_prefix)
+        return sorted(p.name for p in run_dir.iterdir()) if run_dir.is_dir() else []
+
     def put_atomic(self, key: str, data: bytes) -> None:
         path = self._path(key)
         # mode 0666 minus the umask, like the result files (mkstemp would make it 0600)
@@ -165,6 +213,24 @@ class _S3Store:
     def open_write(self, key: str) -> _S3File:
         return _S3File(self.bucket, key)
 
+    def reopen(self, key: str, size: int) -> _S3File:
+        raise ResultWriterFailed(
+            cause=f"cannot continue s3://{self.bucket}/{key}: S3 result files are not journaled"
+        )
+
+    def remove(self, key: str) -> None:
+        s3_client().delete_object(Bucket=self.bucket, Key=key)
+
+    def names(self) -> list[str]:
+        names: list[str] = []
+        for page in (
+            s3_client()
+            .get_paginator("list_objects_v2")
+            .paginate(Bucket=self.bucket, Prefix=f"{self.run_prefix}/")
+        ):
+            names.extend(o["Key"][len(self.run_prefix) + 1 :] for o in page.get("Contents", []))
+        return names
+
     def put_atomic(self, key: str, data: bytes) -> None:
         s3_client().put_object(Bucket=self.bucket, Key=key, Body=data, ContentType="application/json")
 
@@ -206,6 +272,10 @@ class ResultWriter:
         self.run_id = run_id
         self.log = log.bind(map_run_id=run_id)
         self.closed = False
+        self.keep_parts = False
+        """A run journal covers the open files: on abort or failure their part files stay."""
+        self.closed_files: list[list[Any]] = []
+        """``[status, key, size, records]`` of each file closed since the journal last took them."""
 
     @property
     def results_written(self) -> int:
@@ -228,11 +298,12 @@ class ResultWriter:
     def _fail(self, what: str, exc: BaseException) -> ResultWriterFailed:
         return ResultWriterFailed(cause=redact(f"{what}: {describe_os_error(exc)}"))
 
-    def open(self) -> None:
-        """Check that the destination is writable and holds no run of this id, before any item runs."""
+    def open(self, *, resume: bool = False) -> None:
+        """Check that the destination is writable and holds no run of this id (unless ``resume``),
+        before any item runs."""
         run_uri = self.store.uri(self.store.run_prefix)
         try:
-            existing = self.store.existing()
+            existing = [] if resume else self.store.existing()
         except Exception as exc:
             raise self._fail(f"cannot write to {self.cfg.destination}", exc) from None
         if existing:
@@ -302,6 +373,9 @@ class ResultWriter:
         return self._fail(f"cannot write {self.store.uri(key)}", exc)
 
     def _discard(self, cur: _OpenFile) -> None:
+        if self.keep_parts and cur.key.rsplit("/", 1)[-1].split("_", 1)[0] != "PENDING":
+            cur.fh.keep()
+            return
         try:
             cur.fh.discard()
         except Exception as exc:
@@ -347,6 +421,49 @@ class ResultWriter:
         self._done[status].append({"Key": cur.key, "Size": cur.size})
         if status != "PENDING":
             self._stored += cur.records
+            self.closed_files.append([status, cur.key, cur.size, cur.records])
+
+    # ------------------------------------------------------------------ run journal
+    def flush(self) -> None:
+        """Hand the open files' bytes to the OS (a coordinator killed from now on loses none)."""
+        for status, cur in list(self._open.items()):
+            try:
+                cur.fh.flush()
+            except Exception as exc:
+                raise self._failed_write(status, exc) from None
+
+    def state(self) -> dict[str, Any]:
+        """The open SUCCEEDED / FAILED files as a run journal records them."""
+        return {
+            "next": {s: self._next[s] for s in ("SUCCEEDED", "FAILED")},
+            "open": {s: [f.key, f.size, f.records] for s, f in self._open.items() if s != "PENDING"},
+        }
+
+    def restore(self, state: dict[str, Any], closed: list[list[Any]], *, pending_from: int = 0) -> None:
+        """Continue from a journal's ``state`` and the files it saw closed: open files are cut back
+        to their committed size, files written after the last commit and every PENDING file (the
+        unfinished items are read again) are removed. ``pending_from`` numbers new PENDING files."""
+        self.store.remove(self.manifest_key)  # first: a manifest never lists a file that is gone
+        keep: set[str] = set()
+        for status, key, size, records in closed:
+            self._done[status].append({"Key": key, "Size": size})
+            self._stored += records
+            keep.add(key.rsplit("/", 1)[-1])
+        for status, n in state.get("next", {}).items():
+            self._next[status] = n
+        self._next["PENDING"] = pending_from
+        reopened = []
+        for status, (key, size, records) in state.get("open", {}).items():
+            cur = _OpenFile(self.store.reopen(key, size), key)
+            cur.size, cur.records = size, records
+            self._open[status] = cur
+            reopened.append(key.rsplit("/", 1)[-1])
+        keep.update(reopened)
+        keep.update(f".{name}.part" for name in reopened)
+        for name in self.store.names():
+            base = name[1:-5] if name.startswith(".") and name.endswith(".part") else name
+            if base.split("_", 1)[0] in STATUSES and name not in keep:
+                self.store.remove(self.store.key(base))
 
     def manifest(self) -> dict[str, Any]:
         return {
