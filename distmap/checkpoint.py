@@ -90,17 +90,6 @@ class ResumeCursor:
         self.above = dict(done.above)  # the run's checkpoint moves ``done`` on from here
         self.starts = deque(sorted(self.above))
 
-    def discard(self) -> None:
-        """A new run that could not start (its backend, say): remove its journal, so nothing is
-        left behind; a resumed run keeps its own."""
-        self.journal.close()
-        if self.done is not None or self.checkpoint is None:
-            return  # resumed, or never opened (the directory may hold another run's journal)
-        for name in (HEADER, JOURNAL, UPDATE):
-            (self.dir / name).unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            self.dir.rmdir()  # only if empty (no ResultWriter: the state directory's run dir)
-
     def start(self, reader: BlockReader) -> int:
         """Position ``reader`` at the watermark; returns it (the next item's index)."""
         index, token = self.anchor
