@@ -19,7 +19,11 @@ def descendants(pid: int) -> set[int]:
     todo = [pid]
     while todo:
         p = todo.pop()
-        for task in Path(f"/proc/{p}/task").glob("*"):
+        try:
+            tasks = list(Path(f"/proc/{p}/task").glob("*"))
+        except OSError:  # the process ended while we looked
+            continue
+        for task in tasks:
             try:
                 kids = (task / "children").read_text().split()
             except OSError:
