@@ -59,9 +59,10 @@ print(json.dumps({"items": items, "seconds": time.perf_counter() - t0, "max_rss_
 """
 
 
-def run_reader(source: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+def _run_child(code: str, arg: str, env: dict[str, str] | None) -> dict[str, Any]:
+    """Run ``code`` in a fresh interpreter with ``arg``; its last stdout line, as JSON."""
     out = subprocess.run(
-        [sys.executable, "-c", _READER_CHILD, source],
+        [sys.executable, "-c", code, arg],
         cwd=ROOT,
         env={**os.environ, **(env or {})},
         capture_output=True,
@@ -73,18 +74,12 @@ def run_reader(source: str, env: dict[str, str] | None = None) -> dict[str, Any]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def run_reader(source: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    return _run_child(_READER_CHILD, source, env)
+
+
 def run_job(job: dict[str, Any], env: dict[str, str] | None = None) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, "-c", _CHILD, json.dumps(job)],
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise SystemExit(out.stderr[-3000:])
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = _run_child(_CHILD, json.dumps(job), env)
     if result["status"] != "SUCCEEDED":
         raise SystemExit(f"run failed: {result}")
     return result
