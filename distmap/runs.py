@@ -168,24 +168,12 @@ def resume(
             "RUN_DIR",
             f"map run {header['runId']!r} is still running (pid {header['pid']} on {header['host']})",
         )
-    try:
-        job = job_from_dict(header["job"], function)
-    except ValueError as exc:
-        raise ConfigError("function", str(exc)) from None
+    job = _job_of(header, function)
     if backend not in BACKENDS:
         raise ConfigError("backend", f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
     check_input(job, header)
     done = replay(path, repair=True)
-    header.update(
-        status="RUNNING",
-        stopDate=None,
-        error=None,
-        cause=None,
-        pid=os.getpid(),
-        pidStart=process_start(os.getpid()),
-        host=socket.gethostname(),
-    )
-    durable = DurableRun(path, header, done)
+    _take_over(header)
     return Coordinator(
         job,
         make_executor(backend, **executor_options),
@@ -194,27 +182,57 @@ def resume(
         handle_signals=handle_signals,
         mask_causes=mask_causes,
         stops=stops,
-        durable=durable,
+        durable=DurableRun(path, header, done),
         max_chunk_items=max_chunk_items,
     ).run()
 
 
-def _rerun_ranges(root: Path, files: list[dict[str, Any]], batched: bool) -> tuple[list[list[int]], int]:
-    """The item ranges the records of ``files`` cover (sorted, merged), and how many records."""
+def _job_of(header: dict[str, Any], function: Any) -> MapJob:
+    """The run's job, rebuilt from its snapshot (``function`` stands in for a callable's name)."""
+    try:
+        return job_from_dict(header["job"], function)
+    except ValueError as exc:
+        raise ConfigError("function", str(exc)) from None
+
+
+def _take_over(header: dict[str, Any], **more: Any) -> None:
+    """Mark the run RUNNING again, under this process."""
+    header.update(
+        status="RUNNING",
+        stopDate=None,
+        error=None,
+        cause=None,
+        pid=os.getpid(),
+        pidStart=process_start(os.getpid()),
+        host=socket.gethostname(),
+        **more,
+    )
+
+
+def _records(path: Path) -> list[dict[str, Any]]:
+    """The records of one result file (a JSON array, or JSON lines)."""
+    raw = path.read_bytes()
+    if raw.lstrip().startswith(b"["):
+        return orjson.loads(raw)
+    return [orjson.loads(x) for x in raw.splitlines() if x.strip()]
+
+
+def _rerun_ranges(
+    root: Path, failed: list[dict[str, Any]], pending: list[dict[str, Any]], batched: bool
+) -> tuple[list[list[int]], int]:
+    """The item ranges the records of the ``failed`` and ``pending`` files cover (sorted, merged),
+    and how many records the ``failed`` files hold (results written that a redrive replaces):
+    each file is read once."""
     marks: list[tuple[int, int]] = []
-    n = 0
-    for f in files:
-        raw = (root / f["Key"]).read_bytes()
-        recs = (
-            orjson.loads(raw)
-            if raw.lstrip().startswith(b"[")
-            else [orjson.loads(x) for x in raw.splitlines() if x.strip()]
-        )
+    n_failed = 0
+    for k, f in enumerate(failed + pending):
+        recs = _records(root / f["Key"])
+        if k < len(failed):
+            n_failed += len(recs)
         for rec in recs:
             index = int(rec["Name"].rsplit("-", 1)[1].split(":", 1)[0])
             count = len(orjson.loads(rec["Input"]).get("Items", [None])) if batched else 1
             marks.append((index, count))
-            n += 1
     marks.sort()
     merged: list[list[int]] = []
     for first, count in marks:
@@ -222,7 +240,7 @@ def _rerun_ranges(root: Path, files: list[dict[str, Any]], batched: bool) -> tup
             merged[-1][1] = max(merged[-1][1], first + count - merged[-1][0])
         else:
             merged.append([first, count])
-    return merged, n
+    return merged, n_failed
 
 
 def _complement(ranges: list[list[int]], total: int) -> list[list[int]]:
@@ -280,19 +298,16 @@ def redrive(
             "RUN_DIR",
             f"map run {run_id!r} has no manifest (its results were not all written): `distmap resume` it",
         )
-    try:
-        job = job_from_dict(header["job"], function)
-    except ValueError as exc:
-        raise ConfigError("function", str(exc)) from None
+    job = _job_of(header, function)
     check_input(job, header)
     m = orjson.loads(Path(manifest).read_bytes())
     root = Path(m["DestinationBucket"])
     files = m["ResultFiles"]
-    rerun, _ = _rerun_ranges(root, files["FAILED"] + files["PENDING"], job.item_batcher is not None)
+    rerun, failed_records = _rerun_ranges(root, files["FAILED"], files["PENDING"], job.item_batcher is not None)
     counts = header["itemCounts"]
     total = int(counts["total"])
     succeeded_files = files["SUCCEEDED"]
-    stored = max(0, int(counts.get("resultsWritten", 0)) - _failed_in(files["FAILED"], root))
+    stored = max(0, int(counts.get("resultsWritten", 0)) - failed_records)
     closed = [
         ["SUCCEEDED", f["Key"], f["Size"], stored if k == 0 else 0] for k, f in enumerate(succeeded_files)
     ]
@@ -312,15 +327,9 @@ def redrive(
         "total": total,
     }
     rerun_items = sum(c for _, c in rerun)
-    header.update(
-        status="RUNNING",
-        stopDate=None,
-        error=None,
-        cause=None,
+    _take_over(
+        header,
         manifest=None,
-        pid=os.getpid(),
-        pidStart=process_start(os.getpid()),
-        host=socket.gethostname(),
         redriveCount=marker["n"],
         redriveDate=iso_now(),
         pendingRedrive=rerun_items,
@@ -330,7 +339,6 @@ def redrive(
     journal.open(resume=True)
     journal.append(marker)
     journal.close()
-    durable = DurableRun(path, header, replay(path, repair=True))
     return Coordinator(
         job,
         make_executor(backend, **executor_options),
@@ -339,19 +347,6 @@ def redrive(
         handle_signals=handle_signals,
         mask_causes=mask_causes,
         stops=stops,
-        durable=durable,
+        durable=DurableRun(path, header, replay(path, repair=True)),
         max_chunk_items=max_chunk_items,
     ).run()
-
-
-def _failed_in(files: list[dict[str, Any]], root: Path) -> int:
-    """Records in the FAILED files (results written that a redrive replaces)."""
-    n = 0
-    for f in files:
-        raw = (root / f["Key"]).read_bytes()
-        n += (
-            len(orjson.loads(raw))
-            if raw.lstrip().startswith(b"[")
-            else sum(1 for x in raw.splitlines() if x.strip())
-        )
-    return n
