@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from pathlib import Path
 
 from conftest import ids, load_results
@@ -86,3 +87,20 @@ def test_small_blocks_travel_as_bytes():
     header, blobs = pack_chunk(Chunk(0, 0, block), tag=1)
     assert blobs == (block.payload,)
     assert unpack_chunk(header, list(blobs), SpanReader("/nonexistent")).block.payload == block.payload
+
+
+def test_a_worker_keeps_one_input_file_open_at_a_time(tmp_path):
+    """Reading blocks of many files one after another keeps only the last file open, so a
+    directory of thousands of files cannot use up a worker's file descriptors."""
+    files = []
+    for k in range(3):
+        f = tmp_path / f"part-{k}.jsonl"
+        f.write_bytes(b"%d\n" % k * 10)
+        files.append(f)
+    reader = SpanReader(str(files[0]))
+    before = len(os.listdir("/proc/self/fd"))
+    for f in files * 2:
+        assert reader.read(str(f), 0, 4) == f.read_bytes()[:4]
+        assert len(os.listdir("/proc/self/fd")) == before + 1
+    reader.close()
+    assert len(os.listdir("/proc/self/fd")) == before

@@ -85,18 +85,23 @@ class SpanError(Exception):
 
 
 class SpanReader:
-    """A worker's reads of byte ranges of the run's local input files (one open file each)."""
+    """A worker's reads of byte ranges of the run's local input files. Only the file read last
+    stays open: blocks come file after file, and a directory of many thousands of files must not
+    use up the worker's file descriptors."""
 
     def __init__(self, default: str) -> None:
         self.default = default
-        self.fds: dict[str, int] = {}
+        self.path: str | None = None
+        self.fd = -1
 
     def read(self, path: str | None, offset: int, size: int) -> bytes:
         path = path or self.default
         try:
-            fd = self.fds.get(path)
-            if fd is None:
-                fd = self.fds[path] = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            if path != self.path:
+                self.close()
+                self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                self.path = path
+            fd = self.fd
             parts, got = [], 0
             while got < size:
                 data = os.pread(fd, size - got, offset + got)
@@ -109,6 +114,11 @@ class SpanReader:
         if got < size:
             raise SpanError(f"{path} changed while the run read it: it ends before byte {offset + size}")
         return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+        self.path, self.fd = None, -1
 
 
 def pack_result(res: ChunkResult) -> tuple[Any, tuple[bytes, ...]]:
