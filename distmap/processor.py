@@ -35,7 +35,7 @@ from typing import Any
 import orjson
 
 from distmap.batch.async_lanes import AsyncLanes
-from distmap.batch.attempts import Attempts
+from distmap.batch.attempts import Attempts, failure_of
 from distmap.batch.encoding import (
     FAILED,
     TIMED_OUT,
@@ -50,7 +50,6 @@ from distmap.batch.selection import ItemSelection, bad_line_cause, count_mismatc
 from distmap.batch.thread_lanes import ThreadLanes
 from distmap.contract import Chunk, ChunkResult, ReadError, RunSpec
 from distmap.dataflow.values import NOT_JSON, NotJson, check_finite
-from distmap.errors import Timeout, classify
 from distmap.imports import load_function
 from distmap.readers.base import block_spec
 from distmap.readers.formats import fast_block, fast_lines
@@ -237,8 +236,7 @@ class BatchProcessor:
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:
-                error, cause = classify(exc)
-                timed_out = isinstance(exc, Timeout)
+                error, cause, timed_out = failure_of(exc)
                 if attempts.is_final(error):  # no Retry or Catch for it: the record, at once
                     bad.append(failed(index, line.strip(), error, cause, start, now(), timed_out=timed_out))
                     counts[1 if timed_out else 0] += 1

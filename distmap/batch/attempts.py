@@ -26,6 +26,13 @@ def timeout_cause(seconds: float, *, batch: bool = False, abandoned: bool = Fals
     return cause
 
 
+def failure_of(exc: BaseException) -> tuple[str, str, bool]:
+    """``(Error, Cause, timed_out)`` of an exception the function raised (``errors.classify``); an
+    ``errors.Timeout`` means the execution was stopped at a time limit: TIMED_OUT."""
+    error, cause = classify(exc)
+    return error, cause, isinstance(exc, Timeout)
+
+
 class Attempts:
     """The Retry, Catch and TimeoutSeconds of one map run's ItemProcessor."""
 
@@ -60,10 +67,8 @@ class Attempts:
         return self.after_failure(ex, "States.Timeout", cause, timed_out=True)
 
     def after_exception(self, ex: Execution, exc: BaseException) -> float | None:
-        """A failed attempt from the exception the function raised (``errors.classify``); an
-        ``errors.Timeout`` means the execution was stopped at a time limit: TIMED_OUT."""
-        error, cause = classify(exc)
-        return self.after_failure(ex, error, cause, isinstance(exc, Timeout))
+        """A failed attempt from the exception the function raised (see ``failure_of``)."""
+        return self.after_failure(ex, *failure_of(exc))
 
     def after_failure(self, ex: Execution, error: str, cause: str, timed_out: bool = False) -> float | None:
         """Record a failed attempt; returns the delay before the next one, or None when the
